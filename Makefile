@@ -1,0 +1,51 @@
+# skinexp: `make train` and `make test` work on a fresh machine (they create .venv first).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+EXTRAS ?= test,sweep
+ARGS ?=
+PYTEST_ARGS ?=
+UI_PORT ?= 5000
+
+.PHONY: install train test test-slow test-all ui sweep bench lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install skinexp with its test and sweep extras
+
+train: $(STAMP)  ## train the default experiment (synthetic data) into runs/; extra overrides via ARGS="..."
+	$(PY) -m skinexp train $(ARGS)
+
+test: $(STAMP)  ## the default (fast) test suite
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-slow: $(STAMP)  ## slow and real-data tests only
+	$(PY) -m pytest -m "slow or real_data" $(PYTEST_ARGS)
+
+test-all: $(STAMP)
+	$(PY) -m pytest -m "" $(PYTEST_ARGS)
+
+ui: $(STAMP)  ## MLflow UI on 127.0.0.1:$(UI_PORT) over runs/mlflow.db
+	$(PY) -m skinexp ui port=$(UI_PORT)
+
+sweep: $(STAMP)  ## a small example sweep on synthetic data, then its leaderboard
+	$(PY) -m skinexp train -m model.filters=8,16 optim.lr=1e-3,3e-3 train.epochs=3 dataset.image_size=64
+	$(PY) -m skinexp compare
+
+bench: $(STAMP)  ## benchmarks/ (minutes): ratios against the notebook's approach
+	$(PY) benchmarks/throughput.py
+	$(PY) benchmarks/startup.py
+	$(PY) benchmarks/memory.py
+
+lint: $(STAMP)
+	$(PY) -m pip install --quiet ruff
+	$(PY) -m ruff check skinexp tests benchmarks
+
+clean:  ## build leftovers and caches; never runs/ (your experiments) or .venv
+	rm -rf build dist *.egg-info .pytest_cache .ruff_cache
+	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +

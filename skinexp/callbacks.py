@@ -1,0 +1,68 @@
+"""Keras callbacks that feed MLflow: per-epoch metrics and throughput, sample masks, divergence guard."""
+from __future__ import annotations
+
+import math
+import time
+
+import keras
+import numpy as np
+
+from skinexp import plots, tracking
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the run ends FAILED and the CLI exits with status 2."""
+
+
+class EpochLogger(keras.callbacks.Callback):
+    """Logs every epoch's Keras metrics plus `images_per_sec` and `epoch_seconds`, with step = epoch (1-based)."""
+
+    def __init__(self, train_images_per_epoch: int):
+        super().__init__()
+        self.train_images_per_epoch = train_images_per_epoch
+        self.history: dict[str, list[float]] = {}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.perf_counter()
+        self._train_end = None
+
+    def on_test_begin(self, logs=None):
+        if getattr(self, "_train_end", 0) is None:
+            self._train_end = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.perf_counter()
+        train_seconds = (self._train_end or now) - self._epoch_start
+        metrics = {key: float(value) for key, value in (logs or {}).items() if np.isscalar(value) or np.ndim(value) == 0}
+        metrics.pop("learning_rate", None)
+        metrics["images_per_sec"] = self.train_images_per_epoch / max(train_seconds, 1e-9)
+        metrics["epoch_seconds"] = now - self._epoch_start
+        metrics["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        for key, value in metrics.items():
+            self.history.setdefault(key, []).append(value)
+        tracking.log_metrics(metrics, step=epoch + 1)
+
+
+class SampleMasks(keras.callbacks.Callback):
+    """Every `every` epochs, logs image | truth | prediction | overlay for fixed validation images."""
+
+    def __init__(self, images: np.ndarray, masks: np.ndarray, every: int, threshold: float = 0.5):
+        super().__init__()
+        self.images, self.masks, self.every, self.threshold = images, masks, every, threshold
+
+    def on_epoch_end(self, epoch, logs=None):
+        last = epoch + 1 == self.params.get("epochs")
+        if len(self.images) and ((epoch + 1) % self.every == 0 or last):
+            probabilities = self.model.predict(self.images.astype(np.float32), verbose=0)
+            panel = plots.sample_panel(self.images, self.masks, probabilities > self.threshold)
+            tracking.log_image(panel, key="samples", step=epoch + 1)
+
+
+class DivergenceGuard(keras.callbacks.Callback):
+    """Stops at the first NaN or infinite training loss by raising TrainingDiverged."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise TrainingDiverged(f"training loss became {float(loss)} at batch {batch + 1}; lower optim.lr "
+                                   f"or check the data. Received: loss={float(loss)}")

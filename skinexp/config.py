@@ -1,0 +1,171 @@
+"""Typed config schemas, registered in Hydra's ConfigStore, and the checks that need more than a type.
+
+The YAML files under `conf/` extend these schemas: an unknown key or a value of the wrong type fails
+at composition, and `validate` catches the values a type cannot rule out, before TensorFlow loads.
+Every key is documented in the README's configuration reference.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the CLI prints it as one line and exits with status 2."""
+
+
+@dataclass
+class DatasetConfig:
+    name: str = "synthetic"  # synthetic | npy | folder
+    image_size: int = 128  # square side every image is resized to
+    num_samples: int = 300  # synthetic only: images generated
+    val_split: float = 0.2  # fraction held out for validation when the source has no val split
+    seed: int = 0  # seeds generation and the train/val split
+    root: Optional[str] = None  # npy / folder: directory holding the data
+    cache: str = "memory"  # folder: decoded uint8 cache, memory | disk
+    test_split: float = 0.0  # fraction held out for test when the source has no test split
+
+
+@dataclass
+class ModelConfig:
+    name: str = "unet"
+    depth: int = 4  # number of 2x down-samplings
+    filters: int = 16  # first-level width, doubled at each level
+    dropout: float = 0.0  # dropout rate after the two deepest encoder blocks
+    batchnorm: bool = False
+    upsample: str = "upsampling"  # upsampling (UpSampling2D + 2x2 conv) | transpose (Conv2DTranspose)
+    two_channel_head: bool = False  # the notebook's Conv2D(2, 3, relu) before the 1x1 sigmoid
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adam"  # adam | adamw | sgd
+    lr: float = 1e-4
+    weight_decay: float = 0.0  # decoupled for adamw, L2-style decay of the optimizer for adam/sgd
+    momentum: float = 0.9  # sgd only
+    clipnorm: Optional[float] = None
+    schedule: str = "constant"  # constant | cosine | plateau
+    warmup_epochs: int = 0  # cosine: linear warm-up epochs
+
+
+@dataclass
+class LossConfig:
+    name: str = "bce"  # bce | dice | bce_dice
+    dice_weight: float = 1.0  # bce_dice: weight of the Dice term
+
+
+@dataclass
+class AugmentConfig:
+    name: str = "none"  # none | light | strong
+    flips: bool = False
+    rotate90: bool = False
+    affine: float = 0.0  # max rotation (fraction of a full turn) and zoom/translation fraction
+    color: float = 0.0  # brightness/contrast/saturation jitter strength on the image only
+
+
+@dataclass
+class TrainSection:
+    epochs: int = 8
+    batch_size: int = 8
+    seed: int = 42
+    sample_every: int = 1  # epochs between sample-mask logs
+    sample_count: int = 4  # validation images shown in the sample masks
+    verbose: int = 2  # Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch
+    precision: str = "float32"  # float32 | mixed_float16 | mixed_bfloat16
+    jit_compile: bool = False
+    steps_per_execution: int = 1
+    strategy: str = "default"  # default | mirrored
+    early_stopping: int = 0  # patience in epochs on val_iou; 0 disables
+    checkpoint_monitor: str = "val_loss"  # metric that picks the best checkpoint
+    deterministic: bool = False
+    max_steps_per_epoch: Optional[int] = None  # cap batches per epoch (debug)
+
+
+@dataclass
+class TrackingConfig:
+    uri: str = "sqlite:///runs/mlflow.db"  # relative paths are taken from the working directory
+    artifact_root: str = "runs/artifacts"  # for new experiments in a local store
+    experiment: str = "skinexp"
+    run_name: Optional[str] = None  # default: built from the command-line overrides
+    log_model: bool = True  # also log an MLflow model (besides the .keras checkpoint)
+
+
+@dataclass
+class TrainAppConfig:
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    train: TrainSection = field(default_factory=TrainSection)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    resume: Optional[str] = None  # MLflow run id to continue
+
+
+def register_configs() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="train_schema", node=TrainAppConfig)
+
+
+_CHOICES = {
+    "dataset.name": ("synthetic", "npy", "folder"),
+    "dataset.cache": ("memory", "disk"),
+    "model.upsample": ("upsampling", "transpose"),
+    "optim.name": ("adam", "adamw", "sgd"),
+    "optim.schedule": ("constant", "cosine", "plateau"),
+    "loss.name": ("bce", "dice", "bce_dice"),
+    "augment.name": ("none", "light", "strong", "custom"),
+    "train.precision": ("float32", "mixed_float16", "mixed_bfloat16"),
+    "train.strategy": ("default", "mirrored"),
+}
+
+
+def _get(cfg: Any, dotted: str) -> Any:
+    node = cfg
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def validate_train(cfg: Any) -> None:
+    """Raise ConfigError naming the key and received value for the first value that cannot work."""
+    for key, choices in _CHOICES.items():
+        value = _get(cfg, key)
+        if value not in choices:
+            raise ConfigError(f"{key} must be one of {', '.join(choices)}. Received: {key}={value}")
+
+    positive = ["model.filters", "model.depth", "optim.lr", "train.epochs", "train.batch_size",
+                "train.sample_every", "dataset.image_size", "dataset.num_samples", "train.steps_per_execution"]
+    for key in positive:
+        value = _get(cfg, key)
+        if value <= 0:
+            raise ConfigError(f"{key} must be positive. Received: {key}={value}")
+    for key in ("dataset.val_split",):
+        value = _get(cfg, key)
+        if not 0 < value < 1:
+            raise ConfigError(f"{key} must be in the open interval (0, 1). Received: {key}={value}")
+    for key in ("dataset.test_split",):
+        value = _get(cfg, key)
+        if not 0 <= value < 1 or value + cfg.dataset.val_split >= 1:
+            raise ConfigError(f"{key} must be in [0, 1) and leave training data beside dataset.val_split."
+                              f" Received: {key}={value}")
+    for key in ("model.dropout",):
+        value = _get(cfg, key)
+        if not 0 <= value < 1:
+            raise ConfigError(f"{key} must be in [0, 1). Received: {key}={value}")
+    for key in ("optim.weight_decay", "train.sample_count", "train.early_stopping", "optim.warmup_epochs"):
+        value = _get(cfg, key)
+        if value < 0:
+            raise ConfigError(f"{key} must be non-negative. Received: {key}={value}")
+
+    size, depth = cfg.dataset.image_size, cfg.model.depth
+    if size % (2**depth) or size // (2**depth) < 2:
+        raise ConfigError(
+            "model.depth must divide dataset.image_size by 2^depth and leave at least 2x2 pixels at the "
+            f"bottleneck. Received: model.depth={depth} with dataset.image_size={size}"
+        )
+    if cfg.dataset.name in ("npy", "folder") and not cfg.dataset.root:
+        raise ConfigError(f"dataset.root is required for dataset={cfg.dataset.name}. Received: dataset.root=None")

@@ -1,0 +1,1 @@
+"""Model builders: `build_unet(model_cfg, image_size) -> keras.Model`."""

@@ -1,0 +1,218 @@
+"""The only module that talks to MLflow: stores, experiments, runs, params, metrics, images, artifacts."""
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import mlflow
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig, OmegaConf
+
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+PARENT_RUN_ENV = "SKINEXP_PARENT_RUN_ID"
+SOURCE_DIR = Path(__file__).resolve().parent.parent
+
+
+class TrackingError(RuntimeError):
+    """The tracking store cannot be used; the CLI prints it as one line and exits with status 2."""
+
+
+def resolve_uri(uri: str, base_dir: Path) -> str:
+    """Make a relative SQLite or file store absolute against `base_dir` (the directory the user ran from)."""
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        return "sqlite:///" + str((base_dir / uri[len("sqlite:///"):]).resolve())
+    if "://" not in uri:
+        return (base_dir / uri).resolve().as_uri()
+    return uri
+
+
+def _is_remote(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
+
+
+def _check_reachable(uri: str) -> None:
+    import requests
+
+    try:
+        requests.get(uri.rstrip("/") + "/health", timeout=3).raise_for_status()
+    except requests.RequestException as error:
+        reason = type(error).__name__
+        raise TrackingError(f"tracking.uri is unreachable ({reason}). Received: tracking.uri={uri}") from None
+
+
+def prepare_store(tracking_cfg, base_dir: Path) -> tuple[str, str]:
+    """Point MLflow at the store, creating it and the experiment once; return (tracking_uri, experiment_id).
+
+    A fresh SQLite store must be created by one process before parallel jobs write to it, so sweeps call
+    this in the launching process first. The experiment is tagged as a model-training experiment so the
+    MLflow 3 UI opens on its runs.
+    """
+    uri = resolve_uri(tracking_cfg.uri, base_dir)
+    if _is_remote(uri):
+        # Fail within seconds rather than after MLflow's minutes of retries.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+        _check_reachable(uri)
+    elif uri.startswith("sqlite:///"):
+        db_path = Path(uri[len("sqlite:///"):])
+        try:
+            db_path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise TrackingError(f"cannot create the tracking store directory ({error.strerror}). "
+                                f"Received: tracking.uri={tracking_cfg.uri}") from None
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(uri)
+    try:
+        experiment = client.get_experiment_by_name(tracking_cfg.experiment)
+        if experiment is None:
+            artifact_location = None
+            if not _is_remote(uri):
+                artifact_location = (base_dir / tracking_cfg.artifact_root / tracking_cfg.experiment).resolve().as_uri()
+            try:
+                experiment_id = client.create_experiment(
+                    tracking_cfg.experiment, artifact_location=artifact_location,
+                    tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+            except mlflow.exceptions.MlflowException:
+                # Another job created it between our lookup and create.
+                experiment = client.get_experiment_by_name(tracking_cfg.experiment)
+                if experiment is None:
+                    raise
+                experiment_id = experiment.experiment_id
+        else:
+            experiment_id = experiment.experiment_id
+            if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+                client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    except mlflow.exceptions.MlflowException as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise TrackingError(f"cannot use the tracking store: {first_line}. Received: tracking.uri={tracking_cfg.uri}") from None
+    return uri, experiment_id
+
+
+def flatten(cfg: DictConfig) -> dict[str, Any]:
+    """Resolved config as {'model.filters': 16, ...}."""
+    out: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{prefix}{key}.")
+        else:
+            out[prefix[:-1]] = node
+
+    walk(OmegaConf.to_container(cfg, resolve=True), "")
+    return out
+
+
+def source_tags() -> dict[str, str]:
+    """git_commit (+ git_dirty) of the skinexp source tree and the versions of the stack."""
+    from importlib import metadata
+
+    tags = {"git_commit": "unknown", "git_dirty": "unknown"}
+    try:
+        tags["git_commit"] = subprocess.run(["git", "rev-parse", "HEAD"], cwd=SOURCE_DIR, capture_output=True,
+                                            text=True, timeout=5, check=True).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=SOURCE_DIR,
+                                capture_output=True, text=True, timeout=5, check=True).stdout
+        tags["git_dirty"] = str(bool(status.strip())).lower()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    for package in ("tensorflow", "tensorflow-cpu", "keras", "hydra-core", "mlflow", "numpy"):
+        try:
+            tags[f"version.{package}"] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    if "version.tensorflow" not in tags and "version.tensorflow-cpu" in tags:
+        tags["version.tensorflow"] = tags["version.tensorflow-cpu"]
+    return tags
+
+
+@contextlib.contextmanager
+def run(experiment_id: str, run_name: str, *, parent_run_id: Optional[str] = None,
+        resume_run_id: Optional[str] = None, tags: Optional[dict[str, str]] = None) -> Iterator[mlflow.ActiveRun]:
+    """An MLflow run that always ends: FINISHED, KILLED on interrupt, FAILED (with `failure_reason`) on error."""
+    if resume_run_id:
+        active = mlflow.start_run(run_id=resume_run_id)
+    else:
+        active = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, parent_run_id=parent_run_id,
+                                  tags=tags)
+    try:
+        yield active
+    except KeyboardInterrupt:
+        _end(active, "KILLED", "interrupted")
+        raise
+    except BaseException as error:
+        status = "KILLED" if isinstance(error, SystemExit) and error.code in (130, 143) else "FAILED"
+        _end(active, status, f"{type(error).__name__}: {error}")
+        raise
+    else:
+        mlflow.end_run("FINISHED")
+
+
+def _end(active: mlflow.ActiveRun, status: str, reason: str) -> None:
+    with contextlib.suppress(Exception):
+        mlflow.set_tag("failure_reason", reason[:4000])
+    mlflow.end_run(status)
+
+
+def log_config(cfg: DictConfig, overrides: list[str], output_dir: Optional[Path]) -> None:
+    mlflow.log_params(flatten(cfg))
+    mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config/config.yaml")
+    mlflow.log_text(OmegaConf.to_yaml(OmegaConf.create(list(overrides))), "config/overrides.yaml")
+    mlflow.set_tag("hydra_overrides", " ".join(overrides) or "(none)")
+    if output_dir is not None:
+        mlflow.set_tag("output_dir", str(output_dir))
+
+
+def log_metrics(metrics: dict[str, float], step: int) -> None:
+    mlflow.log_metrics({key: float(value) for key, value in metrics.items()}, step=step)
+
+
+def log_image(image, key: str, step: int) -> None:
+    """An image series the UI shows with a step slider."""
+    mlflow.log_image(image, key=key, step=step)
+
+
+def log_figure(figure, artifact_file: str) -> None:
+    mlflow.log_figure(figure, artifact_file)
+
+
+def log_artifact(path: Path, artifact_path: Optional[str] = None) -> None:
+    mlflow.log_artifact(str(path), artifact_path)
+
+
+def log_text(text: str, artifact_file: str) -> None:
+    mlflow.log_text(text, artifact_file)
+
+
+def set_tags(tags: dict[str, Any]) -> None:
+    mlflow.set_tags({key: str(value) for key, value in tags.items()})
+
+
+def log_keras_model(model, sample_images, sample_predictions) -> None:
+    """Log an MLflow model (logged model linked to the run) with an input/output signature."""
+    from importlib import metadata
+
+    from mlflow.models import infer_signature
+
+    signature = infer_signature(sample_images, sample_predictions)
+    requirements = [f"{name}=={metadata.version(name)}" for name in ("keras", "mlflow")]
+    requirements.append(f"tensorflow=={metadata.version('tensorflow-cpu') if _has('tensorflow-cpu') else metadata.version('tensorflow')}")
+    mlflow.tensorflow.log_model(model, name="model", signature=signature, pip_requirements=requirements)
+
+
+def _has(package: str) -> bool:
+    from importlib import metadata
+
+    try:
+        metadata.version(package)
+        return True
+    except metadata.PackageNotFoundError:
+        return False
+
+
+def runs_page_url(host: str, port: int, experiment_id: str) -> str:
+    return f"http://{host}:{port}/#/experiments/{experiment_id}/runs"

@@ -1,0 +1,82 @@
+"""Keras training metrics against hand-computed cases: perfect, empty, half overlap; and the losses."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def metrics():
+    from skinexp.metrics import training_metrics
+
+    return training_metrics
+
+
+def _scores(metrics, truth, probabilities):
+    results = {}
+    for metric in metrics():
+        metric.update_state(truth.astype("float32"), probabilities.astype("float32"))
+        results[metric.name] = float(metric.result())
+    return results
+
+
+def test_names_are_the_logged_ones(metrics):
+    assert [m.name for m in metrics()] == ["accuracy", "iou", "miou", "dice"]
+
+
+def test_perfect_prediction(metrics):
+    truth = np.zeros((1, 4, 4, 1))
+    truth[0, :2] = 1
+    scores = _scores(metrics, truth, truth * 0.9 + 0.05)
+    assert scores == pytest.approx({"accuracy": 1.0, "iou": 1.0, "miou": 1.0, "dice": 1.0})
+
+
+def test_half_overlap(metrics):
+    # Truth: left half of a 4x4 image (8 px). Prediction: top half (8 px). Overlap 4 px.
+    truth = np.zeros((1, 4, 4, 1))
+    truth[0, :, :2] = 1
+    prediction = np.zeros((1, 4, 4, 1))
+    prediction[0, :2, :] = 1
+    scores = _scores(metrics, truth, prediction)
+    # TP=4, FP=4, FN=4, TN=4: IoU 4/12, background IoU 4/12, Dice 8/16, accuracy 8/16.
+    assert scores == pytest.approx({"accuracy": 0.5, "iou": 1 / 3, "miou": 1 / 3, "dice": 0.5})
+
+
+def test_empty_truth_and_prediction_background_only(metrics):
+    truth = np.zeros((1, 4, 4, 1))
+    scores = _scores(metrics, truth, np.full_like(truth, 0.1))
+    # No foreground anywhere: Keras' BinaryIoU gives 0 for the absent class; background IoU is 1.
+    assert scores["accuracy"] == pytest.approx(1.0)
+    assert scores["miou"] == pytest.approx(1.0)  # classes absent from truth and prediction are skipped
+    assert scores["iou"] == pytest.approx(0.0)
+
+
+def test_metrics_accumulate_over_batches_like_one_confusion_matrix(metrics):
+    rng = np.random.default_rng(0)
+    truth = (rng.random((6, 8, 8, 1)) > 0.6).astype("float32")
+    probabilities = rng.random((6, 8, 8, 1)).astype("float32")
+    whole = _scores(metrics, truth, probabilities)
+    batched = {}
+    for metric in metrics():
+        for start in range(0, 6, 2):
+            metric.update_state(truth[start:start + 2], probabilities[start:start + 2])
+        batched[metric.name] = float(metric.result())
+    assert batched == pytest.approx(whole)
+    predicted = probabilities > 0.5
+    tp = np.sum(predicted & (truth > 0.5))
+    fp = np.sum(predicted & (truth <= 0.5))
+    fn = np.sum(~predicted & (truth > 0.5))
+    assert whole["iou"] == pytest.approx(tp / (tp + fp + fn), abs=1e-6)
+    assert whole["dice"] == pytest.approx(2 * tp / (2 * tp + fp + fn), abs=1e-6)
+
+
+@pytest.mark.parametrize("name", ["bce", "dice", "bce_dice"])
+def test_losses_are_small_for_a_good_prediction_and_large_for_a_bad_one(compose, name):
+    from skinexp.losses import build_loss
+
+    loss = build_loss(compose("train", [f"loss={name}"]).loss)
+    truth = np.zeros((2, 8, 8, 1), "float32")
+    truth[:, 2:6, 2:6] = 1
+    good = float(loss(truth, np.clip(truth, 0.02, 0.98)))
+    bad = float(loss(truth, np.clip(1 - truth, 0.02, 0.98)))
+    assert 0 <= good < 0.2 < bad
