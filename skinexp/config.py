@@ -82,6 +82,7 @@ class TrainSection:
     checkpoint_monitor: str = "val_loss"  # metric that picks the best checkpoint
     deterministic: bool = False
     max_steps_per_epoch: Optional[int] = None  # cap batches per epoch (debug)
+    pin_gpu: bool = False  # sweeps: job k sees only GPU k mod n
 
 
 @dataclass

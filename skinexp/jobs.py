@@ -10,6 +10,7 @@ from pathlib import Path
 from skinexp.cli import fail
 from skinexp.config import ConfigError
 from skinexp.data import DataError
+from skinexp.sweeps import SWEEP_KEYS_ENV
 from skinexp.tracking import PARENT_RUN_ENV, TrackingError
 
 USER_ERRORS = (ConfigError, DataError, TrackingError)
@@ -34,6 +35,30 @@ def run_name_from(overrides: list[str]) -> str:
     return ",".join(parts) or "default"
 
 
+def _job_run_name(cfg, overrides: list[str], multirun: bool) -> str:
+    """Sweep children are named from the swept keys only (`filters=8,lr=0.001`)."""
+    if cfg.tracking.run_name:
+        return cfg.tracking.run_name
+    swept = [k for k in os.environ.get(SWEEP_KEYS_ENV, "").split(",") if k] if multirun else []
+    if swept:
+        overrides = [o for o in overrides if o.lstrip("+~").partition("=")[0] in swept]
+    return run_name_from(overrides)
+
+
+def _record_failure(cfg, run_name: str, error: BaseException, base_dir: Path) -> None:
+    """A sweep job that failed before its run started still shows up, FAILED, under the parent."""
+    from skinexp import tracking
+
+    if getattr(error, "run_id", None):
+        return
+    try:
+        _, experiment_id = tracking.prepare_store(cfg.tracking, base_dir)
+        tracking.record_failed_run(experiment_id, run_name, os.environ.get(PARENT_RUN_ENV),
+                                   f"{type(error).__name__}: {error}", cfg)
+    except Exception as tracking_error:  # the store itself may be what failed
+        print(f"skinexp: could not record the failed job: {tracking_error}", file=sys.stderr)
+
+
 def train_job(cfg) -> float:
     """The Hydra task for `train`: returns best val_iou (what a sweeper maximises), NaN for a failed sweep job."""
     from hydra.core.hydra_config import HydraConfig
@@ -45,23 +70,27 @@ def train_job(cfg) -> float:
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     overrides = list(hydra_cfg.overrides.task)
-    run_name = cfg.tracking.run_name or run_name_from(overrides)
+    run_name = _job_run_name(cfg, overrides, multirun)
+    base_dir = Path(hydra_cfg.runtime.cwd)
     try:
-        result = train(cfg, output_dir=Path(hydra_cfg.runtime.output_dir), base_dir=Path(hydra_cfg.runtime.cwd),
-                       run_name=run_name, overrides=overrides, parent_run_id=os.environ.get(PARENT_RUN_ENV))
+        result = train(cfg, output_dir=Path(hydra_cfg.runtime.output_dir), base_dir=base_dir, run_name=run_name,
+                       overrides=overrides, parent_run_id=os.environ.get(PARENT_RUN_ENV) if multirun else None,
+                       job_number=hydra_cfg.job.num if multirun else 0)
     except (*USER_ERRORS, TrainingDiverged) as error:
         if not multirun:
             fail(str(error))
         print(f"skinexp: job {hydra_cfg.job.num} ({run_name}) failed: {error}", file=sys.stderr)
+        _record_failure(cfg, run_name, error, base_dir)
         return math.nan
     except KeyboardInterrupt:
         print("skinexp: interrupted", file=sys.stderr)
         sys.exit(130)
-    except Exception:
+    except Exception as error:
         if not multirun:
             raise
         # Keep the sweep going: Hydra's launchers re-raise a job's exception and stop the sweep.
         print(f"skinexp: job {hydra_cfg.job.num} ({run_name}) failed:\n{traceback.format_exc()}", file=sys.stderr)
+        _record_failure(cfg, run_name, error, base_dir)
         return math.nan
 
     url = f"http://{UI_HOST}:{UI_PORT}/#/experiments/{result.experiment_id}/runs"

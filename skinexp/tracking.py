@@ -141,10 +141,12 @@ def run(experiment_id: str, run_name: str, *, parent_run_id: Optional[str] = Non
                                   tags=tags)
     try:
         yield active
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as error:
+        error.run_id = active.info.run_id
         _end(active, "KILLED", "interrupted")
         raise
     except BaseException as error:
+        error.run_id = active.info.run_id  # tells callers the failure is already recorded on this run
         status = "KILLED" if isinstance(error, SystemExit) and error.code in (130, 143) else "FAILED"
         _end(active, status, f"{type(error).__name__}: {error}")
         raise
@@ -216,3 +218,72 @@ def _has(package: str) -> bool:
 
 def runs_page_url(host: str, port: int, experiment_id: str) -> str:
     return f"http://{host}:{port}/#/experiments/{experiment_id}/runs"
+
+
+# --- sweeps: parent runs, their children, failed jobs -------------------------------------------------------
+
+SWEEP_TAG = "skinexp.sweep"
+
+
+def client() -> MlflowClient:
+    return MlflowClient(mlflow.get_tracking_uri())
+
+
+def start_parent_run(experiment_id: str, run_name: str, overrides: list[str]) -> str:
+    """A RUNNING parent run for a sweep, created without making it the active run of this process."""
+    parent = client().create_run(experiment_id, run_name=run_name, tags={
+        SWEEP_TAG: "true", "hydra_overrides": " ".join(overrides) or "(none)", **source_tags()})
+    return parent.info.run_id
+
+
+def child_runs(parent_run_id: str) -> list:
+    experiment_id = client().get_run(parent_run_id).info.experiment_id
+    return client().search_runs([experiment_id], f"tags.mlflow.parentRunId = '{parent_run_id}'",
+                                max_results=5000, order_by=["attributes.start_time ASC"])
+
+
+def finish_parent_run(parent_run_id: str, metrics: dict[str, float], tags: dict[str, str],
+                      texts: dict[str, str], status: str = "FINISHED") -> None:
+    mlflow_client = client()
+    for key, value in metrics.items():
+        mlflow_client.log_metric(parent_run_id, key, float(value))
+    for key, value in tags.items():
+        mlflow_client.set_tag(parent_run_id, key, str(value))
+    for artifact_file, text in texts.items():
+        mlflow_client.log_text(parent_run_id, text, artifact_file)
+    mlflow_client.set_terminated(parent_run_id, status)
+
+
+def record_failed_run(experiment_id: str, run_name: str, parent_run_id: Optional[str], reason: str,
+                      cfg: Optional[DictConfig] = None) -> str:
+    """A FAILED run for a sweep job that failed before its training run could start (bad config or data)."""
+    mlflow_client = client()
+    tags = {"failure_reason": reason[:4000]}
+    if parent_run_id:
+        tags["mlflow.parentRunId"] = parent_run_id
+    failed = mlflow_client.create_run(experiment_id, run_name=run_name, tags=tags)
+    if cfg is not None:
+        with contextlib.suppress(Exception):
+            params = [mlflow.entities.Param(k, str(v)) for k, v in flatten(cfg).items()]
+            mlflow_client.log_batch(failed.info.run_id, params=params)
+    mlflow_client.set_terminated(failed.info.run_id, "FAILED")
+    return failed.info.run_id
+
+
+def find_sweep(experiment_name: str, sweep: Optional[str]):
+    """A sweep's parent run by id or name; the latest sweep of the experiment when `sweep` is None."""
+    mlflow_client = client()
+    experiment = mlflow_client.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        raise TrackingError(f"no such experiment in {mlflow.get_tracking_uri()}. Received: experiment={experiment_name}")
+    filters = [f"tags.`{SWEEP_TAG}` = 'true'"]
+    if sweep:
+        try:
+            return mlflow_client.get_run(sweep)
+        except mlflow.exceptions.MlflowException:
+            filters.append(f"attributes.run_name = '{sweep}'")
+    runs = mlflow_client.search_runs([experiment.experiment_id], " and ".join(filters), max_results=1,
+                                     order_by=["attributes.start_time DESC"])
+    if not runs:
+        raise TrackingError(f"no sweep found in experiment {experiment_name}. Received: sweep={sweep}")
+    return runs[0]

@@ -29,11 +29,18 @@ class TrainResult:
     checkpoint: Path
 
 
-def configure_runtime(train_cfg) -> None:
-    """Seeds, determinism and precision policy: set once, here, before any model is built."""
+def configure_runtime(train_cfg, job_number: int = 0) -> None:
+    """Seeds, determinism, GPUs and precision policy: set once, here, before any model is built."""
     import keras
     import tensorflow as tf
 
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus and train_cfg.pin_gpu:
+        # Parallel sweep jobs each take one GPU: job k runs on GPU k mod n.
+        gpus = [gpus[job_number % len(gpus)]]
+        tf.config.set_visible_devices(gpus, "GPU")
+    for gpu in gpus:
+        tf.config.experimental.set_memory_growth(gpu, True)
     keras.utils.set_random_seed(train_cfg.seed)
     if train_cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -60,7 +67,8 @@ def _steps(count: int, batch_size: int, cap: Optional[int]) -> int:
 
 
 def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: list[str],
-          parent_run_id: Optional[str] = None, splits: Optional[DataSplits] = None) -> TrainResult:
+          parent_run_id: Optional[str] = None, splits: Optional[DataSplits] = None,
+          job_number: int = 0) -> TrainResult:
     """Train the configured U-Net and track everything in MLflow.
 
     Args:
@@ -70,6 +78,7 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
         run_name: MLflow run name. overrides: the command-line overrides, logged with the run.
         parent_run_id: nests the run under a sweep's parent run.
         splits: already-loaded data (else loaded from `cfg.dataset`).
+        job_number: the sweep job's number (picks the GPU with `train.pin_gpu`).
 
     Data and store are checked before the MLflow run starts, so bad input leaves no run behind.
     """
@@ -88,7 +97,7 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
     from skinexp.models.unet import build_unet
     from skinexp.optim import build_optimizer
 
-    configure_runtime(cfg.train)
+    configure_runtime(cfg.train, job_number)
     train_cfg = cfg.train
     steps_per_epoch = _steps(len(splits.train), train_cfg.batch_size, train_cfg.max_steps_per_epoch)
     train_data = make_dataset(splits.train, train_cfg.batch_size, training=True, seed=train_cfg.seed,

@@ -66,7 +66,7 @@ def _check_int(name: str, value, *, minimum: int, requirement: str) -> None:
         raise ValueError(f"{name} {requirement}. Received: {name}={value!r}")
 
 
-def _make_sample(rng: np.random.Generator, grid_y: np.ndarray, grid_x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _make_sample(rng: np.random.Generator, grid_y: np.ndarray, grid_x: np.ndarray) -> tuple[np.ndarray, ...]:
     size = grid_y.shape[0]
     px_scale = size / 128.0  # widths are designed at 128 px and scale with resolution
     skin = _skin(rng, size)
@@ -105,7 +105,8 @@ def _smooth_noise(rng: np.random.Generator, size: int, cells: int, octaves: int 
 def _upsampling_matrices(n: int, size: int) -> tuple[np.ndarray, np.ndarray]:
     # Cubic-spline zoom is linear and separable, so a (size, n) matrix applied on both sides
     # equals ndimage.zoom of the 2-D grid at a fraction of the cost.
-    matrix = ndimage.zoom(np.eye(n, dtype=np.float32), (size / n, 1.0), order=3, mode="reflect", grid_mode=True)
+    identity = np.eye(n, dtype=np.float32)
+    matrix = ndimage.zoom(identity, (size / n, 1.0), order=3, mode="reflect", grid_mode=True)
     transposed = np.ascontiguousarray(matrix.T)
     matrix.setflags(write=False)
     transposed.setflags(write=False)
