@@ -30,6 +30,17 @@ def one_line(error: BaseException) -> str:
     return "; ".join(dict.fromkeys(p for p in parts if not p.startswith(("full_key", "object_type", "reference_type"))))
 
 
+def parse_options(command: str, args: list[str], defaults: dict[str, str]) -> dict[str, str]:
+    """`key=value` arguments of the commands that need no Hydra config; unknown keys fail with one line."""
+    options = dict(defaults)
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if not sep or key not in options:
+            fail(f"{command} takes {' '.join(k + '=...' for k in options)}. Received: {arg}")
+        options[key] = value
+    return options
+
+
 def _register() -> None:
     from omegaconf import OmegaConf
 
@@ -91,7 +102,14 @@ def ui_command(args: list[str]) -> int:
     return run_ui(args)
 
 
+def compare_command(args: list[str]) -> int:
+    from skinexp.sweeps import compare
+
+    return compare(args)
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "train": train_command,
+    "compare": compare_command,
     "ui": ui_command,
 }

@@ -25,13 +25,12 @@ def run_name_from(overrides: list[str]) -> str:
         key, _, value = override.lstrip("+~").partition("=")
         if key.startswith(_HIDDEN_FROM_NAMES):
             continue
-        leaf = key.split(".")[-1].split("/")[-1]
-        try:
-            value = repr(float(value)) if any(c in value for c in ".eE") and not value.isalpha() else value
-            value = value.rstrip("0").rstrip(".") if "." in value and "e" not in value else value
-        except ValueError:
-            pass
-        parts.append(f"{leaf}={value}")
+        if any(c in value for c in ".eE"):
+            try:
+                value = format(float(value), ".4g")
+            except ValueError:
+                pass
+        parts.append(f"{key.split('.')[-1].split('/')[-1]}={value}")
     return ",".join(parts) or "default"
 
 

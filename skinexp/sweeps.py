@@ -132,3 +132,28 @@ def to_markdown(table: list[dict[str, Any]]) -> str:
     for rank, row in enumerate(table, 1):
         lines.append("| " + " | ".join(c.replace("|", "/") for c in _cells(rank, row, params, metrics)) + " |")
     return "\n".join(lines)
+
+
+def compare(args: list[str]) -> int:
+    """`python -m skinexp compare [sweep=<parent run id | name>] [experiment=skinexp] [metric=val_iou] [uri=...]`."""
+    import mlflow
+
+    from skinexp import tracking
+    from skinexp.cli import fail, parse_options
+
+    options = parse_options("compare", args, {"sweep": "", "experiment": "skinexp", "metric": "val_iou",
+                                              "uri": "sqlite:///runs/mlflow.db"})
+    uri = tracking.resolve_uri(options["uri"], Path.cwd())
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
+        fail(f"no MLflow store here; train first or pass uri=. Received: uri={options['uri']}")
+    mlflow.set_tracking_uri(uri)
+    try:
+        parent = tracking.find_sweep(options["experiment"], options["sweep"] or None)
+    except tracking.TrackingError as error:
+        fail(str(error))
+    table = leaderboard(tracking.child_runs(parent.info.run_id), options["metric"])
+    finished = sum(row["status"] == "FINISHED" for row in table)
+    print(f"sweep {parent.info.run_name} ({parent.info.run_id}, {parent.info.status}): {len(table)} jobs, "
+          f"{finished} finished, {len(table) - finished} failed; ranked by best {options['metric']}\n")
+    print(to_markdown(table))
+    return 0

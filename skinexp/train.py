@@ -34,6 +34,8 @@ def configure_runtime(train_cfg, job_number: int = 0) -> None:
     import keras
     import tensorflow as tf
 
+    keras.backend.clear_session()  # sweeps run jobs in one process: start each from a clean graph
+    tf.get_logger().setLevel("ERROR")
     gpus = tf.config.list_physical_devices("GPU")
     if gpus and train_cfg.pin_gpu:
         # Parallel sweep jobs each take one GPU: job k runs on GPU k mod n.

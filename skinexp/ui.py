@@ -7,16 +7,10 @@ from pathlib import Path
 
 
 def _options(args: list[str]) -> dict[str, str]:
-    options = {"port": "5000", "host": "127.0.0.1", "uri": "sqlite:///runs/mlflow.db", "experiment": "skinexp",
-               "artifact_root": "runs/artifacts"}
-    for arg in args:
-        key, sep, value = arg.partition("=")
-        if not sep or key not in options:
-            from skinexp.cli import fail
+    from skinexp.cli import parse_options
 
-            fail(f"ui takes {', '.join(k + '=' for k in options)}. Received: {arg}")
-        options[key] = value
-    return options
+    return parse_options("ui", args, {"port": "5000", "host": "127.0.0.1", "uri": "sqlite:///runs/mlflow.db",
+                                      "experiment": "skinexp", "artifact_root": "runs/artifacts"})
 
 
 def ui_command(args: list[str]) -> int:

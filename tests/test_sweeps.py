@@ -1,0 +1,97 @@
+"""Sweeps: parent runs with nested children, contained failures, the leaderboard, launchers and Optuna."""
+from __future__ import annotations
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import TINY
+
+SWEEP = [*TINY, "train.epochs=1", "tracking.log_model=false"]
+
+
+def _sweep_runs(uri: str):
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("skinexp")
+    runs = client.search_runs([experiment.experiment_id], max_results=100)
+    parents = [r for r in runs if r.data.tags.get("skinexp.sweep") == "true"]
+    return client, parents, [r for r in runs if r.data.tags.get("skinexp.sweep") != "true"]
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    from conftest import run_cli
+
+    workdir = tmp_path_factory.mktemp("sweep")
+    uri = f"sqlite:///{workdir / 'mlflow.db'}"
+    result = run_cli("train", "-m", *SWEEP, "model.filters=4,0", "optim.lr=1e-3", f"tracking.uri={uri}", cwd=workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return {"result": result, "uri": uri, "workdir": workdir}
+
+
+def test_parent_run_with_named_children_and_a_contained_failure(sweep):
+    client, parents, children = _sweep_runs(sweep["uri"])
+    (parent,) = parents
+    assert parent.info.status == "FINISHED"
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
+    by_name = {c.info.run_name: c for c in children}
+    assert set(by_name) == {"filters=4", "filters=0"}  # named from the swept key only
+    assert by_name["filters=4"].info.status == "FINISHED"
+    failed = by_name["filters=0"]
+    assert failed.info.status == "FAILED" and "model.filters=0" in failed.data.tags["failure_reason"]
+    assert parent.data.metrics["jobs_finished"] == 1 and parent.data.metrics["jobs_failed"] == 1
+    assert parent.data.tags["best_child_run_id"] == by_name["filters=4"].info.run_id
+    assert parent.data.metrics["best_best_val_iou"] == pytest.approx(by_name["filters=4"].data.metrics["best_val_iou"])
+
+
+def test_leaderboard_artifacts_sorted_with_differing_params(sweep):
+    client, (parent,), children = _sweep_runs(sweep["uri"])
+    names = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"leaderboard.csv", "leaderboard.md"} <= names
+    local = client.download_artifacts(parent.info.run_id, "leaderboard.csv", str(sweep["workdir"]))
+    lines = open(local).read().splitlines()
+    header = lines[0].split(",")
+    assert header[:4] == ["rank", "run_name", "status", "score"] and "model.filters" in header
+    assert "optim.lr" not in header  # the same in every job
+    assert lines[1].split(",")[1] == "filters=4" and lines[2].split(",")[1] == "filters=0"
+
+
+def test_compare_prints_the_latest_sweep(sweep, cli):
+    result = cli("compare", f"uri={sweep['uri']}", cwd=sweep["workdir"])
+    assert result.returncode == 0, result.stderr
+    assert "2 jobs, 1 finished, 1 failed" in result.stdout
+    table = [line for line in result.stdout.splitlines() if line.startswith("| 1 ")]
+    assert "filters=4" in table[0]
+    missing = cli("compare", "sweep=nope", f"uri={sweep['uri']}", cwd=sweep["workdir"])
+    assert missing.returncode == 2 and missing.stderr.startswith("skinexp: error:")
+
+
+def test_joblib_launcher_lands_8_parallel_jobs_on_a_fresh_store(cli, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'fresh' / 'mlflow.db'}"
+    result = cli("train", "-m", *SWEEP, "train.max_steps_per_epoch=1", "hydra/launcher=joblib",
+                 "hydra.launcher.n_jobs=4", "train.seed=1,2,3,4,5,6,7,8", f"tracking.uri={uri}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    _, (parent,), children = _sweep_runs(uri)
+    assert len(children) == 8 and {c.info.status for c in children} == {"FINISHED"}
+    assert parent.data.metrics["jobs_finished"] == 8
+    assert len({c.data.tags["output_dir"] for c in children}) == 8
+
+
+def test_submitit_local_launcher_runs_jobs_in_their_own_processes(cli, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = cli("train", "-m", *SWEEP, "train.max_steps_per_epoch=1", "hydra/launcher=local_processes",
+                 "model.filters=4,6", f"tracking.uri={uri}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    _, (parent,), children = _sweep_runs(uri)
+    assert sorted(c.info.run_name for c in children) == ["filters=4", "filters=6"]
+    assert {c.info.status for c in children} == {"FINISHED"}
+
+
+def test_optuna_runs_3_trials_maximising_val_iou(cli, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = cli("train", "hparams_search=optuna", "hydra.sweeper.n_trials=3", *SWEEP,
+                 "train.max_steps_per_epoch=2", f"tracking.uri={uri}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Best value" in result.stdout + result.stderr
+    _, (parent,), children = _sweep_runs(uri)
+    assert len(children) == 3 and {c.info.status for c in children} == {"FINISHED"}
+    assert len({c.data.params["optim.lr"] for c in children}) == 3
