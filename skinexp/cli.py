@@ -108,8 +108,15 @@ def compare_command(args: list[str]) -> int:
     return compare(args)
 
 
+def data_command(args: list[str]) -> int:
+    from skinexp.datacmd import data_command as run_data
+
+    return run_data(args)
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "train": train_command,
+    "data": data_command,
     "compare": compare_command,
     "ui": ui_command,
 }

@@ -26,6 +26,7 @@ class DatasetConfig:
     seed: int = 0  # seeds generation and the train/val split
     root: Optional[str] = None  # npy / folder: directory holding the data
     cache: str = "memory"  # folder: decoded uint8 cache, memory | disk
+    cache_dir: str = "runs/cache"  # folder with cache=disk: where decoded arrays are kept (from the working dir)
     test_split: float = 0.0  # fraction held out for test when the source has no test split
 
 
@@ -111,9 +112,11 @@ def register_configs() -> None:
     cs.store(name="train_schema", node=TrainAppConfig)
 
 
-_CHOICES = {
+_DATASET_CHOICES = {
     "dataset.name": ("synthetic", "npy", "folder"),
     "dataset.cache": ("memory", "disk"),
+}
+_CHOICES = {
     "model.upsample": ("upsampling", "transpose"),
     "optim.name": ("adam", "adamw", "sgd"),
     "optim.schedule": ("constant", "cosine", "plateau"),
@@ -131,16 +134,17 @@ def _get(cfg: Any, dotted: str) -> Any:
     return node
 
 
-def validate_train(cfg: Any) -> None:
-    """Raise ConfigError naming the key and received value for the first value that cannot work."""
-    for key, choices in _CHOICES.items():
+def _check_choices(cfg: Any, choices_by_key: dict[str, tuple[str, ...]]) -> None:
+    for key, choices in choices_by_key.items():
         value = _get(cfg, key)
         if value not in choices:
             raise ConfigError(f"{key} must be one of {', '.join(choices)}. Received: {key}={value}")
 
-    positive = ["model.filters", "model.depth", "optim.lr", "train.epochs", "train.batch_size",
-                "train.sample_every", "dataset.image_size", "dataset.num_samples", "train.steps_per_execution"]
-    for key in positive:
+
+def validate_dataset(cfg: Any) -> None:
+    """The checks of `cfg.dataset` alone (train runs them, and so does `data`, which has no model)."""
+    _check_choices(cfg, _DATASET_CHOICES)
+    for key in ("dataset.image_size", "dataset.num_samples"):
         value = _get(cfg, key)
         if value <= 0:
             raise ConfigError(f"{key} must be positive. Received: {key}={value}")
@@ -153,6 +157,27 @@ def validate_train(cfg: Any) -> None:
         if not 0 <= value < 1 or value + cfg.dataset.val_split >= 1:
             raise ConfigError(f"{key} must be in [0, 1) and leave training data beside dataset.val_split."
                               f" Received: {key}={value}")
+    if cfg.dataset.name in ("npy", "folder") and not cfg.dataset.root:
+        raise ConfigError(f"dataset.root is required for dataset={cfg.dataset.name}. Received: dataset.root=None")
+    if cfg.dataset.name == "synthetic" and cfg.dataset.image_size < 16:
+        raise ConfigError("dataset.image_size must be at least 16 for dataset=synthetic. "
+                          f"Received: dataset.image_size={cfg.dataset.image_size}")
+    if cfg.dataset.cache == "disk" and not cfg.dataset.cache_dir:
+        raise ConfigError("dataset.cache_dir must name a directory when dataset.cache=disk. "
+                          f"Received: dataset.cache_dir={cfg.dataset.cache_dir!r}")
+
+
+def validate_train(cfg: Any) -> None:
+    """Raise ConfigError naming the key and received value for the first value that cannot work."""
+    validate_dataset(cfg)
+    _check_choices(cfg, _CHOICES)
+
+    positive = ["model.filters", "model.depth", "optim.lr", "train.epochs", "train.batch_size",
+                "train.sample_every", "train.steps_per_execution"]
+    for key in positive:
+        value = _get(cfg, key)
+        if value <= 0:
+            raise ConfigError(f"{key} must be positive. Received: {key}={value}")
     for key in ("model.dropout",):
         value = _get(cfg, key)
         if not 0 <= value < 1:
@@ -168,5 +193,3 @@ def validate_train(cfg: Any) -> None:
             "model.depth must divide dataset.image_size by 2^depth and leave at least 2x2 pixels at the "
             f"bottleneck. Received: model.depth={depth} with dataset.image_size={size}"
         )
-    if cfg.dataset.name in ("npy", "folder") and not cfg.dataset.root:
-        raise ConfigError(f"dataset.root is required for dataset={cfg.dataset.name}. Received: dataset.root=None")

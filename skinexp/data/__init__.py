@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -26,6 +27,23 @@ class Split:
 
     def __len__(self) -> int:
         return len(self.images)
+
+
+@dataclass
+class Loaded:
+    """What a source holds before the holdout: its own splits and what `data check` reports about them.
+
+    `splits` always has "train", and "val" / "test" when the source stores them; `foreground` is the
+    fraction of mask pixels that are 1, per image of each split (at the stored resolution for folders);
+    `sizes` is the (width, height) of every image as stored; `problems` lists the files a lenient
+    load (`data check`) skipped.
+    """
+
+    splits: dict[str, Split]
+    foreground: dict[str, np.ndarray]
+    sizes: list[tuple[int, int]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -51,6 +69,15 @@ class DataSplits:
         return digest.hexdigest()[:16]
 
 
+def existing_root(root) -> Path:
+    """`dataset.root` as a Path; DataError when it is not a directory."""
+    path = Path(root)
+    if not path.is_dir():
+        found = "a file" if path.exists() else "nothing"
+        raise DataError(f"dataset.root must be a directory. Received: dataset.root={root} ({found} there)")
+    return path
+
+
 def split_indices(count: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Seeded partition of range(count) into (kept, held_out) with round(count * fraction) held out (at least 1)."""
     order = np.random.default_rng(seed).permutation(count)
@@ -59,7 +86,11 @@ def split_indices(count: int, fraction: float, seed: int) -> tuple[np.ndarray, n
 
 
 def load_splits(dataset_cfg) -> DataSplits:
-    """Load the configured source and split it into train / val (/ test) by `dataset.val_split` and seed."""
+    """Load the configured source and split it into train / val (/ test) by `dataset.val_split` and seed.
+
+    Raises:
+        DataError: one line naming the file (or key), what was found and what was expected.
+    """
     from skinexp.data import sources
 
     return sources.load(dataset_cfg)
