@@ -44,12 +44,15 @@ def parse_options(command: str, args: list[str], defaults: dict[str, str]) -> di
 def _register() -> None:
     from omegaconf import OmegaConf
 
-    from skinexp.config import register_configs
+    from skinexp.config import register_configs, register_inference_configs
 
     register_configs()
+    register_inference_configs()
     if not OmegaConf.has_resolver("skinexp_pid"):
         # The pid keeps two jobs started in the same second in different output directories.
         OmegaConf.register_new_resolver("skinexp_pid", lambda: str(os.getpid()))
+    if not OmegaConf.has_resolver("skinexp_or"):
+        OmegaConf.register_new_resolver("skinexp_or", lambda value, default: default if value is None else value)
 
 
 def compose(config_name: str, overrides: list[str]):
@@ -102,6 +105,20 @@ def ui_command(args: list[str]) -> int:
     return run_ui(args)
 
 
+def evaluate_command(args: list[str]) -> int:
+    from skinexp.config import validate_inference
+    from skinexp.jobs import evaluate_job
+
+    return run_hydra("evaluate", "evaluate", evaluate_job, args, validate_inference)
+
+
+def predict_command(args: list[str]) -> int:
+    from skinexp.config import validate_inference
+    from skinexp.jobs import predict_job
+
+    return run_hydra("predict", "predict", predict_job, args, validate_inference)
+
+
 def compare_command(args: list[str]) -> int:
     from skinexp.sweeps import compare
 
@@ -116,6 +133,8 @@ def data_command(args: list[str]) -> int:
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "train": train_command,
+    "evaluate": evaluate_command,
+    "predict": predict_command,
     "data": data_command,
     "compare": compare_command,
     "ui": ui_command,

@@ -193,3 +193,56 @@ def validate_train(cfg: Any) -> None:
             "model.depth must divide dataset.image_size by 2^depth and leave at least 2x2 pixels at the "
             f"bottleneck. Received: model.depth={depth} with dataset.image_size={size}"
         )
+
+
+@dataclass
+class InferenceSection:
+    """Keys shared by evaluate and predict (top level of their configs)."""
+
+    run: str = MISSING  # MLflow run id (in tracking.uri) or path to a .keras file
+    threshold: Optional[float] = None  # default: the run's best_threshold, else 0.5
+    tta: bool = False  # average predictions over flips
+    postprocess: str = "none"  # none | largest_component (applied only where it helps on validation)
+    batch_size: int = 8
+    output: Optional[str] = None  # default: runs/<command>/<date>/<time>-<pid>
+    overwrite: bool = False
+
+
+@dataclass
+class EvaluateAppConfig(InferenceSection):
+    split: str = "auto"  # auto | test | val | train | all
+    columns: int = 5  # images in the notebook figure and in the best / worst figures
+    dataset: Optional[DatasetConfig] = None  # default: the training run's dataset
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+
+@dataclass
+class PredictAppConfig(InferenceSection):
+    input: str = MISSING  # a folder of images or an (N, H, W, 3) .npy file
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+
+def register_inference_configs() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="evaluate_schema", node=EvaluateAppConfig)
+    cs.store(name="predict_schema", node=PredictAppConfig)
+
+
+def validate_inference(cfg: Any) -> None:
+    from omegaconf import OmegaConf
+
+    for key in ("run",) + (("input",) if "input" in cfg else ()):
+        if OmegaConf.is_missing(cfg, key):
+            raise ConfigError(f"{key}= is required. Received: no {key}")
+    if cfg.postprocess not in ("none", "largest_component"):
+        raise ConfigError(f"postprocess must be one of none, largest_component. Received: postprocess={cfg.postprocess}")
+    if cfg.threshold is not None and not 0 < cfg.threshold < 1:
+        raise ConfigError(f"threshold must be in the open interval (0, 1). Received: threshold={cfg.threshold}")
+    if cfg.batch_size <= 0:
+        raise ConfigError(f"batch_size must be positive. Received: batch_size={cfg.batch_size}")
+    if "split" in cfg and cfg.split not in ("auto", "test", "val", "train", "all"):
+        raise ConfigError(f"split must be one of auto, test, val, train, all. Received: split={cfg.split}")
+    if "columns" in cfg and cfg.columns <= 0:
+        raise ConfigError(f"columns must be positive. Received: columns={cfg.columns}")
+    if cfg.get("dataset") is not None:
+        validate_dataset(cfg)

@@ -98,3 +98,37 @@ def train_job(cfg) -> float:
     print(f"skinexp: run {result.run_id} ({run_name}) finished: best val_iou {result.best_val_iou:.4f} at epoch "
           f"{result.best_epoch}, threshold {result.best_threshold:.2f}. See it: `make ui`, then {url}")
     return result.best_val_iou
+
+
+def _inference_job(cfg, work) -> None:
+    """Shared by evaluate and predict: run `work(cfg, output_dir, base_dir)`, known errors as one line."""
+    from hydra.core.hydra_config import HydraConfig
+
+    hydra_cfg = HydraConfig.get()
+    output_dir = Path(hydra_cfg.runtime.output_dir)
+    try:
+        return work(cfg, output_dir=output_dir, base_dir=Path(hydra_cfg.runtime.cwd))
+    except USER_ERRORS as error:
+        fail(str(error))
+    except KeyboardInterrupt:
+        print("skinexp: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+def evaluate_job(cfg) -> None:
+    from skinexp.evaluate import evaluate
+
+    result = _inference_job(cfg, evaluate)
+    summary = result.summary
+    print(f"skinexp: evaluated {summary['images']} images ({summary['split']}, threshold {summary['threshold']:.2f}"
+          f"{', tta' if summary['tta'] else ''}): mean IoU {summary['mean_iou']:.4f}, mIoU {summary['miou']:.4f}, "
+          f"Dice {summary['mean_dice']:.4f}, accuracy {summary['accuracy']:.4f}, thresholded Jaccard "
+          f"{summary['thresholded_jaccard']:.4f}\nskinexp: per_image.csv, summary.json and figures in "
+          f"{result.output_dir}; evaluation run {result.run_id}")
+
+
+def predict_job(cfg) -> None:
+    from skinexp.predict import predict
+
+    result = _inference_job(cfg, predict)
+    print(f"skinexp: wrote {result.count} masks and predict.npy to {result.output_dir}")

@@ -57,3 +57,37 @@ def curves_figure(history: dict[str, list[float]]):
         ax.legend()
     fig.tight_layout()
     return fig
+
+
+def notebook_figure(images: np.ndarray, truths: np.ndarray, predictions: np.ndarray, titles: list[str],
+                    title: str = ""):
+    """The notebook's figure, extended: rows image / ground truth / prediction / overlay, one column per image.
+
+    Args:
+        images: (N, H, W, 3) uint8. truths, predictions: (N, H, W, 1) in {0, 1}. titles: N column titles.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = max(1, len(images))
+    fig, axes = plt.subplots(4, columns, figsize=(2.6 * columns, 10.8), squeeze=False)
+    rows = ("image", "ground truth", "prediction", "overlay")
+    for col in range(columns):
+        if col >= len(images):
+            break
+        cells = (images[col], truths[col][..., 0], predictions[col][..., 0],
+                 overlay(images[col], truths[col], predictions[col]))
+        for row, cell in enumerate(cells):
+            ax = axes[row, col]
+            ax.imshow(cell, cmap="gray" if cell.ndim == 2 else None, vmin=0, vmax=1 if cell.ndim == 2 else None)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if col == 0:
+                ax.set_ylabel(rows[row])
+        axes[0, col].set_title(titles[col], fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

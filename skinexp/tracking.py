@@ -15,6 +15,7 @@ EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 PARENT_RUN_ENV = "SKINEXP_PARENT_RUN_ID"
 SOURCE_DIR = Path(__file__).resolve().parent.parent
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep CLI output to our own lines
 
 
 class TrackingError(RuntimeError):
@@ -169,6 +170,10 @@ def log_config(cfg: DictConfig, overrides: list[str], output_dir: Optional[Path]
         mlflow.set_tag("output_dir", str(output_dir))
 
 
+def log_params(params: dict[str, Any]) -> None:
+    mlflow.log_params({key: str(value) for key, value in params.items()})
+
+
 def log_metrics(metrics: dict[str, float], step: int) -> None:
     mlflow.log_metrics({key: float(value) for key, value in metrics.items()}, step=step)
 
@@ -287,3 +292,28 @@ def find_sweep(experiment_name: str, sweep: Optional[str]):
     if not runs:
         raise TrackingError(f"no sweep found in experiment {experiment_name}. Received: sweep={sweep}")
     return runs[0]
+
+
+# --- reading runs back (evaluate, predict, rerun) -------------------------------------------------------------
+
+def get_run(run_id: str):
+    """The run, or None when the store has no such run."""
+    try:
+        return client().get_run(run_id)
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
+def download(run_id: str, artifact_path: str, destination: Path) -> Path:
+    destination.mkdir(parents=True, exist_ok=True)
+    return Path(client().download_artifacts(run_id, artifact_path, str(destination)))
+
+
+def run_config(run_id: str, destination: Path) -> dict:
+    """The run's resolved config (its config/config.yaml artifact) as a plain dict."""
+    path = download(run_id, "config/config.yaml", destination)
+    return OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+
+
+def log_run_tag(run_id: str, key: str, value: str) -> None:
+    client().set_tag(run_id, key, value)

@@ -1,0 +1,152 @@
+"""Evaluation: score a trained model on a dataset split, per image and over the set, and log it under its run."""
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from skinexp import tracking
+from skinexp.config import ConfigError, DatasetConfig
+from skinexp.data import Split, load_splits
+from skinexp.inference import load_trained, predict_probabilities, to_masks
+from skinexp.scores import image_scores, summarize
+
+OUTPUT_FILES = ("per_image.csv", "summary.json", "figure.png", "best.png", "worst.png")
+PER_IMAGE_COLUMNS = ("id", "iou", "dice", "precision", "sensitivity", "specificity", "accuracy", "hd95")
+LOGGED_SUMMARY = {"test_iou": "mean_iou", "test_miou": "miou", "test_dice": "mean_dice", "test_accuracy": "accuracy",
+                  "test_thresholded_jaccard": "thresholded_jaccard", "test_precision": "mean_precision",
+                  "test_sensitivity": "mean_sensitivity", "test_specificity": "mean_specificity",
+                  "test_hd95": "mean_hd95"}
+
+
+@dataclass
+class EvaluationResult:
+    summary: dict
+    output_dir: Path
+    run_id: str  # the evaluation run
+
+
+def refuse_overwrite(output_dir: Path, names, overwrite: bool, key: str = "output") -> None:
+    existing = [name for name in names if (output_dir / name).exists()]
+    if existing and not overwrite:
+        raise ConfigError(f"{key} already holds {existing[0]} (and {len(existing) - 1} more); choose another "
+                          f"directory or pass overwrite=true. Received: {key}={output_dir}")
+
+
+def _concat(splits) -> Split:
+    parts = [s for s in splits if s is not None]
+    return Split(np.concatenate([p.images for p in parts]), np.concatenate([p.masks for p in parts]),
+                 [i for p in parts for i in p.ids])
+
+
+def choose_split(splits, split: str, explicit_dataset: bool) -> tuple[str, Split]:
+    """`auto`: test if the source has one, else the whole set (a dataset given on the command line) or
+    the run's own validation split (the run's dataset)."""
+    if split == "auto":
+        if splits.test is not None:
+            return "test", splits.test
+        return ("all", _concat([splits.train, splits.val])) if explicit_dataset else ("val", splits.val)
+    if split == "all":
+        return "all", _concat([splits.train, splits.val, splits.test])
+    if split == "test" and splits.test is None:
+        if explicit_dataset:  # a folder or .npy set without a split structure is evaluated whole
+            return "all", _concat([splits.train, splits.val])
+        raise ConfigError("the run's dataset has no test split; pass split=val, a dataset with a test split, or "
+                          "dataset.test_split>0. Received: split=test")
+    return split, getattr(splits, split)
+
+
+def _mean_iou(probabilities, masks, threshold, keep_largest) -> float:
+    predicted = to_masks(probabilities, threshold, keep_largest)
+    return float(np.mean([image_scores(t, p)["iou"] for t, p in zip(masks, predicted)]))
+
+
+def evaluate(cfg, *, output_dir: Path, base_dir: Path) -> EvaluationResult:
+    """Score `cfg.run` on `cfg.dataset` (else the run's own dataset) and write per_image.csv, summary.json, figures.
+
+    Empty-mask conventions are those of `skinexp.scores` (both empty: IoU 1).
+    """
+    refuse_overwrite(output_dir, OUTPUT_FILES, cfg.overwrite)
+    trained = load_trained(cfg.run, cfg.tracking, base_dir)
+    explicit = cfg.dataset is not None
+    if explicit:
+        dataset_cfg = cfg.dataset.copy()
+    elif trained.config is not None:
+        dataset_cfg = OmegaConf.merge(OmegaConf.structured(DatasetConfig), trained.config["dataset"])
+    else:
+        raise ConfigError(f"a .keras file carries no dataset; pass dataset=... Received: run={cfg.run}")
+    dataset_cfg.image_size = trained.image_size  # the model decides the resolution
+    splits = load_splits(dataset_cfg)
+    split_name, split = choose_split(splits, cfg.split, explicit)
+    threshold = cfg.threshold if cfg.threshold is not None else trained.threshold
+
+    probabilities = predict_probabilities(trained.model, split.images, cfg.batch_size, cfg.tta)
+    keep_largest, postprocess_gain = False, None
+    if cfg.postprocess == "largest_component":
+        # nnU-Net's rule: post-process only where it helps on validation data.
+        val_probabilities = probabilities if split_name == "val" else predict_probabilities(
+            trained.model, splits.val.images, cfg.batch_size, cfg.tta)
+        postprocess_gain = (_mean_iou(val_probabilities, splits.val.masks, threshold, True)
+                            - _mean_iou(val_probabilities, splits.val.masks, threshold, False))
+        keep_largest = postprocess_gain > 0
+    masks = to_masks(probabilities, threshold, keep_largest)
+
+    per_image = [image_scores(truth, predicted) for truth, predicted in zip(split.masks, masks)]
+    summary = {**summarize(per_image), "images": len(per_image), "split": split_name, "threshold": threshold,
+               "tta": bool(cfg.tta), "postprocess": cfg.postprocess, "postprocess_applied": keep_largest,
+               "postprocess_val_iou_gain": postprocess_gain, "run": cfg.run, "dataset": dataset_cfg.name}
+    _write(output_dir, split, per_image, summary, masks, cfg.columns)
+    if postprocess_gain is not None:
+        verdict = "helps" if keep_largest else "does not help"
+        print(f"skinexp: largest_component {verdict} on validation (mean IoU {postprocess_gain:+.4f}); "
+              f"{'applied' if keep_largest else 'not applied'}")
+    run_id = _log(cfg, trained, summary, output_dir, split_name)
+    return EvaluationResult(summary, output_dir, run_id)
+
+
+def _write(output_dir: Path, split: Split, per_image, summary, masks, columns: int) -> None:
+    from skinexp.plots import notebook_figure
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with open(output_dir / "per_image.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(PER_IMAGE_COLUMNS)
+        for image_id, scores in zip(split.ids, per_image):
+            writer.writerow([image_id, *(f"{scores[c]:.6f}" for c in PER_IMAGE_COLUMNS[1:])])
+    (output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    ious = np.array([s["iou"] for s in per_image])
+    count = min(columns, len(ious))
+    order = np.argsort(ious, kind="stable")
+    for name, index, title in (("figure.png", np.arange(count), "test images"),
+                               ("best.png", order[::-1][:count], f"best {count} by IoU"),
+                               ("worst.png", order[:count], f"worst {count} by IoU")):
+        figure = notebook_figure(split.images[index], split.masks[index], masks[index],
+                                 [f"{split.ids[i]}\nIoU {ious[i]:.3f}" for i in index], title)
+        figure.savefig(output_dir / name, dpi=100)
+
+
+def _log(cfg, trained, summary, output_dir: Path, split_name: str) -> str:
+    """An evaluation run, nested under the training run when there is one."""
+    if trained.run is not None:
+        experiment_id, parent = trained.run.info.experiment_id, trained.run.info.run_id
+    else:
+        _, experiment_id = tracking.prepare_store(cfg.tracking, Path.cwd())
+        parent = None
+    name = f"evaluate {split_name}" + (" tta" if cfg.tta else "")
+    with tracking.run(experiment_id, name, parent_run_id=parent, tags={"skinexp.kind": "evaluation"}) as active:
+        tracking.log_params({"run": cfg.run, "split": split_name, "threshold": summary["threshold"],
+                             "tta": cfg.tta, "postprocess": cfg.postprocess, "dataset": summary["dataset"],
+                             "images": summary["images"]})
+        tracking.log_metrics({key: summary[source] for key, source in LOGGED_SUMMARY.items()}, step=0)
+        if summary["postprocess_val_iou_gain"] is not None:
+            tracking.log_metrics({"postprocess_val_iou_gain": summary["postprocess_val_iou_gain"]}, step=0)
+        for name in OUTPUT_FILES:
+            tracking.log_artifact(output_dir / name)
+    if parent and cfg.postprocess == "largest_component":
+        tracking.log_run_tag(parent, "postprocess.largest_component",
+                             "helps" if summary["postprocess_applied"] else "does_not_help")
+    return active.info.run_id
