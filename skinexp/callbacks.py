@@ -1,17 +1,17 @@
 """Keras callbacks that feed MLflow: per-epoch metrics and throughput, sample masks, divergence guard."""
 from __future__ import annotations
 
+import json
 import math
+import os
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
 
 from skinexp import plots, tracking
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the run ends FAILED and the CLI exits with status 2."""
+from skinexp.train import TrainingDiverged
 
 
 class EpochLogger(keras.callbacks.Callback):
@@ -66,3 +66,26 @@ class DivergenceGuard(keras.callbacks.Callback):
         if loss is not None and not math.isfinite(float(loss)):
             raise TrainingDiverged(f"training loss became {float(loss)} at batch {batch + 1}; lower optim.lr "
                                    f"or check the data. Received: loss={float(loss)}")
+
+
+class EpochState(keras.callbacks.Callback):
+    """After every epoch, keeps what resuming needs: the model with its optimizer state, and the epoch.
+
+    Files (replaced atomically, so an interrupt mid-write leaves the previous epoch intact):
+    `last.keras` and `state.json` {"epoch": finished epochs, "best": best monitored value so far,
+    "logs": that epoch's Keras metrics}. It runs before the MLflow logger, so a process killed in
+    between leaves metrics that resuming can log from `logs`, never a logged epoch without state.
+    """
+
+    def __init__(self, directory: Path, checkpoint: keras.callbacks.ModelCheckpoint):
+        super().__init__()
+        self.directory, self.checkpoint = directory, checkpoint
+
+    def on_epoch_end(self, epoch, logs=None):
+        partial = self.directory / "last.partial.keras"
+        self.model.save(partial)
+        os.replace(partial, self.directory / "last.keras")
+        scalars = {key: float(value) for key, value in (logs or {}).items() if np.ndim(value) == 0}
+        state = {"epoch": epoch + 1, "best": float(self.checkpoint.best), "logs": scalars}
+        (self.directory / "state.partial.json").write_text(json.dumps(state))
+        os.replace(self.directory / "state.partial.json", self.directory / "state.json")

@@ -49,8 +49,9 @@ def _register() -> None:
     register_configs()
     register_inference_configs()
     if not OmegaConf.has_resolver("skinexp_pid"):
-        # The pid keeps two jobs started in the same second in different output directories.
-        OmegaConf.register_new_resolver("skinexp_pid", lambda: str(os.getpid()))
+        # The pid keeps two jobs started in the same second in different output directories; cached so that
+        # launcher workers (joblib, Ray) resolve the sweep directory to the launching process's pid.
+        OmegaConf.register_new_resolver("skinexp_pid", lambda: str(os.getpid()), use_cache=True)
     if not OmegaConf.has_resolver("skinexp_or"):
         OmegaConf.register_new_resolver("skinexp_or", lambda value, default: default if value is None else value)
 
@@ -119,6 +120,18 @@ def predict_command(args: list[str]) -> int:
     return run_hydra("predict", "predict", predict_job, args, validate_inference)
 
 
+def rerun_command(args: list[str]) -> int:
+    if not args or "=" in args[0] or args[0].startswith("-"):
+        fail(f"usage: python -m skinexp rerun <run id> [overrides]. Received: {' '.join(args) or '(nothing)'}")
+    return train_command([f"rerun_of={args[0]}", *args[1:]])
+
+
+def runs_command(args: list[str]) -> int:
+    from skinexp.resume import runs_command as run_runs
+
+    return run_runs(args)
+
+
 def compare_command(args: list[str]) -> int:
     from skinexp.sweeps import compare
 
@@ -137,5 +150,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "predict": predict_command,
     "data": data_command,
     "compare": compare_command,
+    "rerun": rerun_command,
+    "runs": runs_command,
     "ui": ui_command,
 }

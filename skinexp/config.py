@@ -104,7 +104,8 @@ class TrainAppConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainSection = field(default_factory=TrainSection)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
-    resume: Optional[str] = None  # MLflow run id to continue
+    resume: Optional[str] = None  # MLflow run id to continue from its last finished epoch
+    rerun_of: Optional[str] = None  # MLflow run id whose config to train again (set by `rerun`)
 
 
 def register_configs() -> None:

@@ -63,8 +63,8 @@ def train_job(cfg) -> float:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from skinexp.callbacks import TrainingDiverged
-    from skinexp.train import train
+    from skinexp.resume import rerun_setup, resume_setup
+    from skinexp.train import Terminated, TrainingDiverged, train
 
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
@@ -72,18 +72,25 @@ def train_job(cfg) -> float:
     run_name = _job_run_name(cfg, overrides, multirun)
     base_dir = Path(hydra_cfg.runtime.cwd)
     try:
+        resume, tags = None, None
+        if cfg.resume:
+            cfg, resume, run_name = resume_setup(cfg, overrides, base_dir)
+        elif cfg.rerun_of:
+            cfg, run_name, tags = rerun_setup(cfg, overrides, base_dir)
         result = train(cfg, output_dir=Path(hydra_cfg.runtime.output_dir), base_dir=base_dir, run_name=run_name,
                        overrides=overrides, parent_run_id=os.environ.get(PARENT_RUN_ENV) if multirun else None,
-                       job_number=hydra_cfg.job.num if multirun else 0)
+                       job_number=hydra_cfg.job.num if multirun else 0, resume=resume, tags=tags)
     except (*USER_ERRORS, TrainingDiverged) as error:
         if not multirun:
             fail(str(error))
         print(f"skinexp: job {hydra_cfg.job.num} ({run_name}) failed: {error}", file=sys.stderr)
         _record_failure(cfg, run_name, error, base_dir)
         return math.nan
-    except KeyboardInterrupt:
-        print("skinexp: interrupted", file=sys.stderr)
-        sys.exit(130)
+    except KeyboardInterrupt as interrupt:
+        run_id = getattr(interrupt, "run_id", None)
+        hint = f"; continue with: python -m skinexp train resume={run_id}" if run_id else ""
+        print(f"skinexp: {interrupt or 'interrupted'}{hint}", file=sys.stderr)
+        sys.exit(143 if isinstance(interrupt, Terminated) else 130)
     except Exception as error:
         if not multirun:
             raise

@@ -4,6 +4,7 @@ from __future__ import annotations
 import keras
 
 
+@keras.saving.register_keras_serializable(package="skinexp")
 class BCEDice(keras.losses.Loss):
     """Binary cross-entropy plus `dice_weight` times Keras' Dice loss."""
 

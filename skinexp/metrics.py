@@ -8,6 +8,7 @@ from __future__ import annotations
 import keras
 
 
+@keras.saving.register_keras_serializable(package="skinexp")
 class BinaryDice(keras.metrics.BinaryIoU):
     """Foreground Dice from the epoch's confusion matrix: 2 TP / (2 TP + FP + FN) = 2 IoU / (1 + IoU)."""
 

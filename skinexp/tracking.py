@@ -108,6 +108,13 @@ def flatten(cfg: DictConfig) -> dict[str, Any]:
     return out
 
 
+def process_tags() -> dict[str, str]:
+    """Which process owns a RUNNING run, so `runs --stale` can tell runs whose process is gone."""
+    import socket
+
+    return {"skinexp.pid": str(os.getpid()), "skinexp.host": socket.gethostname()}
+
+
 def source_tags() -> dict[str, str]:
     """git_commit (+ git_dirty) of the skinexp source tree and the versions of the stack."""
     from importlib import metadata
@@ -137,9 +144,10 @@ def run(experiment_id: str, run_name: str, *, parent_run_id: Optional[str] = Non
     """An MLflow run that always ends: FINISHED, KILLED on interrupt, FAILED (with `failure_reason`) on error."""
     if resume_run_id:
         active = mlflow.start_run(run_id=resume_run_id)
+        mlflow.set_tags(process_tags())
     else:
         active = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, parent_run_id=parent_run_id,
-                                  tags=tags)
+                                  tags={**process_tags(), **(tags or {})})
     try:
         yield active
     except KeyboardInterrupt as error:
@@ -237,7 +245,7 @@ def client() -> MlflowClient:
 def start_parent_run(experiment_id: str, run_name: str, overrides: list[str]) -> str:
     """A RUNNING parent run for a sweep, created without making it the active run of this process."""
     parent = client().create_run(experiment_id, run_name=run_name, tags={
-        SWEEP_TAG: "true", "hydra_overrides": " ".join(overrides) or "(none)", **source_tags()})
+        SWEEP_TAG: "true", "hydra_overrides": " ".join(overrides) or "(none)", **source_tags(), **process_tags()})
     return parent.info.run_id
 
 
@@ -317,3 +325,37 @@ def run_config(run_id: str, destination: Path) -> dict:
 
 def log_run_tag(run_id: str, key: str, value: str) -> None:
     client().set_tag(run_id, key, value)
+
+
+def metric_histories(run_id: str, names: list[str]) -> dict[str, list[float]]:
+    """Per-epoch values (ordered by step) of the named metrics logged so far."""
+    mlflow_client = client()
+    histories = {}
+    for name in names:
+        values = sorted(mlflow_client.get_metric_history(run_id, name), key=lambda m: m.step)
+        if values:
+            histories[name] = [m.value for m in values]
+    return histories
+
+
+def running_runs(experiment_name: Optional[str] = None) -> list:
+    """All RUNNING runs of the store (or of one experiment)."""
+    mlflow_client = client()
+    experiments = [e.experiment_id for e in mlflow_client.search_experiments()
+                   if experiment_name is None or e.name == experiment_name]
+    if not experiments:
+        return []
+    return mlflow_client.search_runs(experiments, "attributes.status = 'RUNNING'", max_results=5000)
+
+
+def mark_killed(run_id: str, reason: str) -> None:
+    mlflow_client = client()
+    mlflow_client.set_tag(run_id, "failure_reason", reason)
+    mlflow_client.set_terminated(run_id, "KILLED")
+
+
+def log_missing_epoch(epoch: int, logs: dict[str, float]) -> None:
+    """Log the last finished epoch's metrics if the process died after saving its state but before logging."""
+    run_id = mlflow.active_run().info.run_id
+    if logs and not any(m.step == epoch for m in client().get_metric_history(run_id, "val_loss")):
+        log_metrics(logs, step=epoch)

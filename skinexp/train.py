@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -68,9 +70,34 @@ def _steps(count: int, batch_size: int, cap: Optional[int]) -> int:
     return min(steps, cap) if cap else steps
 
 
+@dataclass
+class ResumeState:
+    """Where an interrupted run stopped: its MLflow run, checkpoint directory and finished epochs."""
+
+    run_id: str
+    checkpoint_dir: Path
+    epoch: int  # epochs finished
+    best: float  # best value of train.checkpoint_monitor so far
+    history: dict[str, list[float]]  # per-epoch metrics logged so far
+    last_logs: dict[str, float]  # Keras metrics of the last finished epoch (state.json)
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the run ends FAILED and the CLI exits with status 2."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C: the run ends KILLED and the last finished epoch stays resumable."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated("terminated (SIGTERM)")
+
+
 def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: list[str],
           parent_run_id: Optional[str] = None, splits: Optional[DataSplits] = None,
-          job_number: int = 0) -> TrainResult:
+          job_number: int = 0, resume: Optional[ResumeState] = None,
+          tags: Optional[dict[str, str]] = None) -> TrainResult:
     """Train the configured U-Net and track everything in MLflow.
 
     Args:
@@ -81,8 +108,12 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
         parent_run_id: nests the run under a sweep's parent run.
         splits: already-loaded data (else loaded from `cfg.dataset`).
         job_number: the sweep job's number (picks the GPU with `train.pin_gpu`).
+        resume: continue an interrupted run from its last finished epoch, into the same MLflow run.
+        tags: extra run tags (e.g. `rerun_of`).
 
     Data and store are checked before the MLflow run starts, so bad input leaves no run behind.
+    After every epoch the model, optimizer state and epoch are kept in `<output_dir>/checkpoints`
+    (`last.keras`, `state.json`); SIGINT or SIGTERM end the run KILLED with that state intact.
     """
     validate_train(cfg)
     splits = splits or load_splits(cfg.dataset)
@@ -92,12 +123,9 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
 
     import keras
 
-    from skinexp.callbacks import DivergenceGuard, EpochLogger, SampleMasks
+    from skinexp.callbacks import DivergenceGuard, EpochLogger, EpochState, SampleMasks
     from skinexp.data.pipeline import make_dataset
-    from skinexp.losses import build_loss
-    from skinexp.metrics import training_metrics
-    from skinexp.models.unet import build_unet
-    from skinexp.optim import build_optimizer
+    from skinexp.inference import predict_probabilities
 
     configure_runtime(cfg.train, job_number)
     train_cfg = cfg.train
@@ -106,23 +134,30 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
                               augment_cfg=cfg.augment)
     val_data = make_dataset(splits.val, train_cfg.batch_size, training=False, seed=train_cfg.seed)
 
-    strategy = _strategy(train_cfg.strategy)
-    with strategy.scope():
-        model = build_unet(cfg.model, cfg.dataset.image_size)
-        model.compile(optimizer=build_optimizer(cfg.optim, steps_per_epoch, train_cfg.epochs),
-                      loss=build_loss(cfg.loss), metrics=training_metrics(),
-                      jit_compile=train_cfg.jit_compile, steps_per_execution=train_cfg.steps_per_execution)
-
-    checkpoint_dir = output_dir / "checkpoints"
+    checkpoint_dir = resume.checkpoint_dir if resume else output_dir / "checkpoints"
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    with _strategy(train_cfg.strategy).scope():
+        if resume:
+            import skinexp.losses  # noqa: F401  registers the custom loss and metric for loading
+            import skinexp.metrics  # noqa: F401
+
+            model = keras.models.load_model(checkpoint_dir / "last.keras")  # weights and optimizer state
+        else:
+            model = _build_compiled(cfg, steps_per_epoch)
+
     best_path = checkpoint_dir / "best.keras"
     sample_count = min(train_cfg.sample_count, len(splits.val))
     epoch_logger = EpochLogger(train_images_per_epoch=min(len(splits.train), steps_per_epoch * train_cfg.batch_size))
+    if resume:
+        epoch_logger.history = {key: list(values) for key, values in resume.history.items()}
+    checkpoint = keras.callbacks.ModelCheckpoint(best_path, monitor=train_cfg.checkpoint_monitor,
+                                                 mode=_mode(train_cfg.checkpoint_monitor), save_best_only=True,
+                                                 initial_value_threshold=resume.best if resume else None)
     callbacks = [
         DivergenceGuard(),
+        checkpoint,
+        EpochState(checkpoint_dir, checkpoint),  # after the checkpoint, so it records the updated best
         epoch_logger,
-        keras.callbacks.ModelCheckpoint(best_path, monitor=train_cfg.checkpoint_monitor,
-                                        mode=_mode(train_cfg.checkpoint_monitor), save_best_only=True),
         SampleMasks(splits.val.images[:sample_count], splits.val.masks[:sample_count], train_cfg.sample_every),
     ]
     if cfg.optim.schedule == "plateau":
@@ -131,37 +166,70 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_iou", mode="max",
                                                        patience=train_cfg.early_stopping))
 
-    tags = {**tracking.source_tags(), "dataset_fingerprint": splits.fingerprint(), "dataset": cfg.dataset.name,
-            "model_parameters": str(model.count_params())}
-    with tracking.run(experiment_id, run_name, parent_run_id=parent_run_id, tags=tags) as active:
-        run_id = active.info.run_id
-        tracking.log_config(cfg, overrides, output_dir)
-        tracking.log_text(json.dumps({"train": splits.train.ids, "val": splits.val.ids,
-                                      "test": splits.test.ids if splits.test else []}, indent=1),
-                          "data/split_ids.json")
-        model.fit(train_data, validation_data=val_data, epochs=train_cfg.epochs, callbacks=callbacks,
-                  steps_per_epoch=steps_per_epoch if train_cfg.max_steps_per_epoch else None,
-                  verbose=train_cfg.verbose, shuffle=False)  # the dataset shuffles itself
+    run_tags = {**tracking.source_tags(), "dataset_fingerprint": splits.fingerprint(),
+                "dataset": cfg.dataset.name, "model_parameters": str(model.count_params()), **(tags or {})}
+    previous_handler = _install_sigterm()
+    try:
+        with tracking.run(experiment_id, run_name, parent_run_id=parent_run_id, tags=run_tags,
+                          resume_run_id=resume.run_id if resume else None) as active:
+            run_id = active.info.run_id
+            if resume:
+                tracking.set_tags({"resumed_from_epoch": resume.epoch})
+                tracking.log_missing_epoch(resume.epoch, resume.last_logs)
+            else:
+                tracking.log_config(cfg, overrides, output_dir)
+                tracking.log_text(json.dumps({"train": splits.train.ids, "val": splits.val.ids,
+                                              "test": splits.test.ids if splits.test else []}, indent=1),
+                                  "data/split_ids.json")
+            model.fit(train_data, validation_data=val_data, epochs=train_cfg.epochs, callbacks=callbacks,
+                      initial_epoch=resume.epoch if resume else 0,
+                      steps_per_epoch=steps_per_epoch if train_cfg.max_steps_per_epoch else None,
+                      verbose=train_cfg.verbose, shuffle=False)  # the dataset shuffles itself
 
-        history = epoch_logger.history
-        val_iou = history.get("val_iou", [float("nan")])
-        best_epoch = int(np.nanargmax(val_iou)) + 1 if not np.all(np.isnan(val_iou)) else 0
-        best_model = keras.models.load_model(best_path, compile=False)
-        probabilities = best_model.predict(splits.val.images.astype(np.float32), batch_size=train_cfg.batch_size,
-                                           verbose=0)
-        threshold, threshold_iou = best_threshold(probabilities, splits.val.masks)
-        tracking.log_metrics({"best_val_iou": float(np.nanmax(val_iou)), "best_epoch": best_epoch,
-                              "best_threshold": threshold, "val_iou_at_best_threshold": threshold_iou},
-                             step=len(val_iou))
-        tracking.log_figure(curves_figure(history), "curves.png")
-        tracking.log_artifact(best_path, "checkpoints")
-        if cfg.tracking.log_model:
-            sample = splits.val.images[:2].astype(np.float32)
-            tracking.log_keras_model(best_model, sample, best_model.predict(sample, verbose=0))
+            history = epoch_logger.history
+            val_iou = history.get("val_iou", [float("nan")])
+            best_epoch = int(np.nanargmax(val_iou)) + 1 if not np.all(np.isnan(val_iou)) else 0
+            best_model = keras.models.load_model(best_path, compile=False)
+            probabilities = predict_probabilities(best_model, splits.val.images, train_cfg.batch_size)
+            threshold, threshold_iou = best_threshold(probabilities, splits.val.masks)
+            tracking.log_metrics({"best_val_iou": float(np.nanmax(val_iou)), "best_epoch": best_epoch,
+                                  "best_threshold": threshold, "val_iou_at_best_threshold": threshold_iou},
+                                 step=len(val_iou))
+            tracking.log_figure(curves_figure(history), "curves.png")
+            tracking.log_artifact(best_path, "checkpoints")
+            if cfg.tracking.log_model:
+                sample = splits.val.images[:2].astype(np.float32)
+                tracking.log_keras_model(best_model, sample, best_model.predict(sample, verbose=0))
+    finally:
+        _restore_sigterm(previous_handler)
 
     return TrainResult(run_id=run_id, experiment_id=experiment_id, tracking_uri=tracking_uri,
                        best_val_iou=float(np.nanmax(val_iou)), best_epoch=best_epoch,
                        best_threshold=threshold, checkpoint=best_path)
+
+
+def _build_compiled(cfg, steps_per_epoch: int):
+    from skinexp.losses import build_loss
+    from skinexp.metrics import training_metrics
+    from skinexp.models.unet import build_unet
+    from skinexp.optim import build_optimizer
+
+    model = build_unet(cfg.model, cfg.dataset.image_size)
+    model.compile(optimizer=build_optimizer(cfg.optim, steps_per_epoch, cfg.train.epochs),
+                  loss=build_loss(cfg.loss), metrics=training_metrics(),
+                  jit_compile=cfg.train.jit_compile, steps_per_execution=cfg.train.steps_per_execution)
+    return model
+
+
+def _install_sigterm():
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _restore_sigterm(previous) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _mode(monitor: str) -> str:

@@ -40,8 +40,6 @@ def test_ray_local_sweep_lands_a_parent_and_2_finished_children(ray_sweep):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="${skinexp_pid:} in hydra.sweep.dir is registered without use_cache, so each "
-                                       "Ray worker resolves it to its own pid (skinexp/cli.py; joblib does the same)")
 def test_ray_local_jobs_share_the_sweep_dir(ray_sweep):
     sweep_dirs = {Path(c.data.tags["output_dir"]).parent for c in ray_sweep["children"]}
     assert len(sweep_dirs) == 1 and (sweep_dirs.pop() / "multirun.yaml").is_file()

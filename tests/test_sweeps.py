@@ -1,6 +1,8 @@
 """Sweeps: parent runs with nested children, contained failures, the leaderboard, launchers and Optuna."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -73,7 +75,10 @@ def test_joblib_launcher_lands_8_parallel_jobs_on_a_fresh_store(cli, tmp_path):
     _, (parent,), children = _sweep_runs(uri)
     assert len(children) == 8 and {c.info.status for c in children} == {"FINISHED"}
     assert parent.data.metrics["jobs_finished"] == 8
-    assert len({c.data.tags["output_dir"] for c in children}) == 8
+    output_dirs = {Path(c.data.tags["output_dir"]) for c in children}
+    assert len(output_dirs) == 8
+    (sweep_dir,) = {d.parent for d in output_dirs}  # workers resolve the sweep dir as the launcher did
+    assert (sweep_dir / "multirun.yaml").is_file()
 
 
 def test_submitit_local_launcher_runs_jobs_in_their_own_processes(cli, tmp_path):

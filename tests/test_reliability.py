@@ -1,0 +1,160 @@
+"""Interrupts and resume, hard kills and stale runs, NaN, same-second jobs, determinism and rerun.
+
+Real signals go to a real training subprocess; the MLflow store is read back after each step.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import TINY
+
+LONG = [*TINY, "dataset.num_samples=40", "train.epochs=40", "tracking.log_model=false"]
+
+
+def _start(workdir: Path, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.Popen([sys.executable, "-m", "skinexp", "train", *args], cwd=workdir, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_epochs(workdir: Path, process: subprocess.Popen, epochs: int, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for state in workdir.glob("runs/train/*/*/checkpoints/state.json"):
+            try:
+                if json.loads(state.read_text())["epoch"] >= epochs:
+                    return
+            except (ValueError, OSError):
+                pass
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        time.sleep(0.2)
+    process.kill()
+    pytest.fail(f"training did not finish {epochs} epochs in {timeout} s")
+
+
+def _only_run(uri: str):
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("skinexp").experiment_id])
+    return client, run
+
+
+def _steps(client, run_id: str, metric: str = "val_loss") -> list[int]:
+    return sorted(m.step for m in client.get_metric_history(run_id, metric))
+
+
+def _state_epoch(workdir: Path) -> int:
+    (state,) = workdir.glob("runs/train/*/*/checkpoints/state.json")
+    return json.loads(state.read_text())["epoch"]
+
+
+@pytest.mark.parametrize("signum, exit_status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupt_ends_killed_and_resume_continues_the_same_run(tmp_path, cli, signum, exit_status):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    process = _start(tmp_path, *LONG, f"tracking.uri={uri}")
+    _wait_for_epochs(tmp_path, process, 2)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == exit_status, stderr[-2000:]
+    client, run = _only_run(uri)
+    assert run.info.status == "KILLED"
+    assert f"resume={run.info.run_id}" in stderr
+    finished = _state_epoch(tmp_path)
+    assert _steps(client, run.info.run_id) == list(range(1, finished + 1))
+
+    unsafe = cli("train", f"resume={run.info.run_id}", "model.filters=8", f"tracking.uri={uri}", cwd=tmp_path)
+    assert unsafe.returncode == 2 and "model.filters" in unsafe.stderr
+
+    result = cli("train", f"resume={run.info.run_id}", f"train.epochs={finished + 2}", f"tracking.uri={uri}",
+                 cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    client, resumed = _only_run(uri)  # still one run: the same one continued
+    assert resumed.info.run_id == run.info.run_id and resumed.info.status == "FINISHED"
+    for metric in ("val_loss", "val_iou", "loss", "images_per_sec"):
+        assert _steps(client, run.info.run_id, metric) == list(range(1, finished + 3)), metric
+    assert resumed.data.tags["resumed_from_epoch"] == str(finished)
+
+
+def test_sigkill_leaves_a_stale_run_that_runs_lists_fixes_and_resume_continues(tmp_path, cli):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    process = _start(tmp_path, *LONG, f"tracking.uri={uri}")
+    _wait_for_epochs(tmp_path, process, 2)
+    process.kill()
+    process.communicate(timeout=60)
+    client, run = _only_run(uri)
+    assert run.info.status == "RUNNING"
+
+    listed = cli("runs", "--stale", f"uri={uri}", cwd=tmp_path)
+    assert listed.returncode == 0 and run.info.run_id in listed.stdout
+    assert client.get_run(run.info.run_id).info.status == "RUNNING"
+    fixed = cli("runs", "--stale", "--fix", f"uri={uri}", cwd=tmp_path)
+    assert fixed.returncode == 0 and "1 runs marked KILLED" in fixed.stdout
+    assert client.get_run(run.info.run_id).info.status == "KILLED"
+    assert run.info.run_id not in cli("runs", "--stale", f"uri={uri}", cwd=tmp_path).stdout
+
+    finished = _state_epoch(tmp_path)
+    result = cli("train", f"resume={run.info.run_id}", f"train.epochs={finished + 1}", f"tracking.uri={uri}",
+                 cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    steps = _steps(client, run.info.run_id)
+    assert steps == list(range(1, finished + 2)) and client.get_run(run.info.run_id).info.status == "FINISHED"
+
+
+def test_nan_loss_stops_at_once_fails_the_run_and_exits_2(tmp_path, cli, store):
+    result = cli("train", *TINY, "optim=sgd", "optim.lr=1e30", "train.epochs=5", *store["overrides"], cwd=tmp_path)
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("skinexp: error: training loss became nan") and "Traceback" not in result.stderr
+    client, run = _only_run(store["uri"])
+    assert run.info.status == "FAILED" and "TrainingDiverged" in run.data.tags["failure_reason"]
+    assert len(client.get_metric_history(run.info.run_id, "val_loss")) <= 1
+
+
+def test_jobs_started_in_the_same_second_get_distinct_output_dirs(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    subprocess.run([sys.executable, "-c", f"import mlflow; mlflow.set_tracking_uri('{uri}'); "
+                    "mlflow.search_experiments()"], check=True, capture_output=True)  # create the store once
+    processes = [_start(tmp_path, *TINY, "train.epochs=1", "tracking.log_model=false", f"tracking.uri={uri}")
+                 for _ in range(2)]
+    for process in processes:
+        _, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0, stderr[-2000:]
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("skinexp").experiment_id])
+    dirs = {run.data.tags["output_dir"] for run in runs}
+    assert len(runs) == 2 and len(dirs) == 2
+    assert all(len(list(Path(d).glob("checkpoints/best.keras"))) == 1 for d in dirs)
+
+
+def test_deterministic_runs_repeat_exactly_and_rerun_reproduces_val_iou(tmp_path, cli, store):
+    args = [*TINY, "train.epochs=3", "train.deterministic=true", "augment=light", "model.dropout=0.2",
+            "tracking.log_model=false", *store["overrides"]]
+    first = cli("train", *args, cwd=tmp_path)
+    second = cli("train", *args, cwd=tmp_path)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr[-2000:] + second.stderr[-2000:]
+    client = MlflowClient(store["uri"])
+    a, b = sorted(client.search_runs([client.get_experiment_by_name("skinexp").experiment_id]),
+                  key=lambda r: r.info.start_time)
+
+    def history(run_id):
+        return [m.value for m in sorted(client.get_metric_history(run_id, "val_iou"), key=lambda m: m.step)]
+
+    assert history(a.info.run_id) == history(b.info.run_id)
+    for tag in ("git_commit", "git_dirty", "dataset_fingerprint", "version.tensorflow"):
+        assert a.data.tags[tag] == b.data.tags[tag]
+
+    rerun = cli("rerun", a.info.run_id, f"tracking.uri={store['uri']}", cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    (c,) = client.search_runs([a.info.experiment_id], f"tags.rerun_of = '{a.info.run_id}'")
+    assert c.info.run_name == f"{a.info.run_name} (rerun)"
+    assert history(c.info.run_id) == pytest.approx(history(a.info.run_id), abs=1e-6)
+    assert {k: v for k, v in c.data.params.items() if k not in ("rerun_of", "tracking.run_name")} == \
+        {k: v for k, v in a.data.params.items() if k not in ("rerun_of", "tracking.run_name")}
