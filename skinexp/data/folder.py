@@ -55,8 +55,8 @@ def _image_files(folder: Path, problems: list[str]) -> dict[str, Path]:
                         f"{'a file' if folder.exists() else 'nothing'} there")
     files: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
-        if not path.is_file() or path.suffix.lower() not in EXTENSIONS:
-            continue
+        if not path.is_file() or path.suffix.lower() not in EXTENSIONS or path.name.startswith("."):
+            continue  # hidden files include macOS' ._name.jpg resource forks, which are not images
         if path.stem in files:
             problems.append(f"{path} and {files[path.stem].name} have the same name. "
                             f"Received: two files named {path.stem} in {folder}")

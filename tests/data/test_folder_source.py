@@ -35,6 +35,14 @@ def test_naming_conventions_pair_every_image(tmp_path, image_ext, mask_ext, suff
         assert set(np.unique(split.masks)) <= {0, 1}
 
 
+def test_hidden_and_other_files_are_ignored(tmp_path):
+    write_folder(tmp_path, 3)
+    (tmp_path / "images" / "._img0.png").write_bytes(b"AppleDouble resource fork")
+    (tmp_path / "images" / "notes.txt").write_text("x")
+    (tmp_path / "masks" / "Thumbs.db").write_bytes(b"x")
+    assert _all_ids(_load(tmp_path)) == ["img0", "img1", "img2"]
+
+
 def test_png_pixels_and_masks_survive_exactly_at_their_own_size(tmp_path):
     write_folder(tmp_path, 4, size=16)
     images, masks = pixels(4, 16)
