@@ -172,6 +172,10 @@ def validate_train(cfg: Any) -> None:
     """Raise ConfigError naming the key and received value for the first value that cannot work."""
     validate_dataset(cfg)
     _check_choices(cfg, _CHOICES)
+    for key, high in (("augment.affine", 0.5), ("augment.color", 1.0)):  # the Keras layers' valid ranges
+        value = _get(cfg, key)
+        if not 0 <= value <= high:
+            raise ConfigError(f"{key} must be in [0, {high}]. Received: {key}={value}")
 
     positive = ["model.filters", "model.depth", "optim.lr", "train.epochs", "train.batch_size",
                 "train.sample_every", "train.steps_per_execution"]

@@ -70,3 +70,12 @@ def test_presets_build_and_keep_the_contract(compose, preset):
     new_images, new_masks = build_augmenter(cfg, seed=0)(images, masks)
     assert new_images.shape == images.shape and new_images.dtype == tf.float32
     assert new_masks.shape == masks.shape and set(np.unique(new_masks.numpy())) <= {0.0, 1.0}
+
+
+@pytest.mark.parametrize("override, message", [("augment.color=1.5", "augment.color must be in [0, 1.0]"),
+                                               ("augment.affine=-0.1", "augment.affine must be in [0, 0.5]")])
+def test_strengths_outside_the_layers_ranges_are_config_errors(compose, override, message):
+    from skinexp.config import ConfigError, validate_train
+
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        validate_train(compose("train", [override]))
