@@ -93,11 +93,22 @@ def run_hydra(command: str, config_name: str, task: Callable[[Any], Any], args: 
     return 0
 
 
+def _job(name: str) -> Callable[[Any], Any]:
+    """The Hydra task `skinexp.jobs.<name>`, imported only when a job runs: MLflow alone takes 1.5 s to import,
+    which `--help`, `--cfg` and rejected configs should not pay."""
+
+    def task(cfg):
+        from skinexp import jobs
+
+        return getattr(jobs, name)(cfg)
+
+    return task
+
+
 def train_command(args: list[str]) -> int:
     from skinexp.config import validate_train
-    from skinexp.jobs import train_job
 
-    return run_hydra("train", "train", train_job, args, validate_train)
+    return run_hydra("train", "train", _job("train_job"), args, validate_train)
 
 
 def ui_command(args: list[str]) -> int:
@@ -108,16 +119,14 @@ def ui_command(args: list[str]) -> int:
 
 def evaluate_command(args: list[str]) -> int:
     from skinexp.config import validate_inference
-    from skinexp.jobs import evaluate_job
 
-    return run_hydra("evaluate", "evaluate", evaluate_job, args, validate_inference)
+    return run_hydra("evaluate", "evaluate", _job("evaluate_job"), args, validate_inference)
 
 
 def predict_command(args: list[str]) -> int:
     from skinexp.config import validate_inference
-    from skinexp.jobs import predict_job
 
-    return run_hydra("predict", "predict", predict_job, args, validate_inference)
+    return run_hydra("predict", "predict", _job("predict_job"), args, validate_inference)
 
 
 def rerun_command(args: list[str]) -> int:
