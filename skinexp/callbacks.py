@@ -44,18 +44,28 @@ class EpochLogger(keras.callbacks.Callback):
 
 
 class SampleMasks(keras.callbacks.Callback):
-    """Every `every` epochs, logs image | truth | prediction | overlay for fixed validation images."""
+    """Logs image | truth | prediction | overlay for fixed validation images every `every` epochs and after the
+    last one, and at step 0 (the untrained model) when `from_start`: the UI's step slider opens on step 0."""
 
-    def __init__(self, images: np.ndarray, masks: np.ndarray, every: int, threshold: float = 0.5):
+    def __init__(self, images: np.ndarray, masks: np.ndarray, every: int, threshold: float = 0.5,
+                 from_start: bool = True):
         super().__init__()
         self.images, self.masks, self.every, self.threshold = images, masks, every, threshold
+        self.from_start = from_start
+
+    def _log(self, step: int) -> None:
+        probabilities = self.model.predict(self.images.astype(np.float32), verbose=0)
+        panel = plots.sample_panel(self.images, self.masks, probabilities > self.threshold)
+        tracking.log_image(panel, key="samples", step=step)
+
+    def on_train_begin(self, logs=None):
+        if len(self.images) and self.from_start:
+            self._log(0)
 
     def on_epoch_end(self, epoch, logs=None):
         last = epoch + 1 == self.params.get("epochs")
         if len(self.images) and ((epoch + 1) % self.every == 0 or last):
-            probabilities = self.model.predict(self.images.astype(np.float32), verbose=0)
-            panel = plots.sample_panel(self.images, self.masks, probabilities > self.threshold)
-            tracking.log_image(panel, key="samples", step=epoch + 1)
+            self._log(epoch + 1)
 
 
 class DivergenceGuard(keras.callbacks.Callback):

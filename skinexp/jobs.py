@@ -11,7 +11,7 @@ from skinexp.cli import fail
 from skinexp.config import ConfigError
 from skinexp.data import DataError
 from skinexp.sweeps import SWEEP_KEYS_ENV
-from skinexp.tracking import PARENT_RUN_ENV, TrackingError
+from skinexp.tracking import PARENT_RUN_ENV, TrackingError, runs_page_url
 
 USER_ERRORS = (ConfigError, DataError, TrackingError)
 UI_HOST, UI_PORT = "127.0.0.1", int(os.environ.get("SKINEXP_UI_PORT", "5000"))
@@ -99,9 +99,8 @@ def train_job(cfg) -> float:
         _record_failure(cfg, run_name, error, base_dir)
         return math.nan
 
-    url = f"http://{UI_HOST}:{UI_PORT}/#/experiments/{result.experiment_id}/runs"
-    if result.tracking_uri.startswith(("http://", "https://")):
-        url = f"{result.tracking_uri.rstrip('/')}/#/experiments/{result.experiment_id}/runs"
+    remote = result.tracking_uri.startswith(("http://", "https://"))
+    url = runs_page_url(result.tracking_uri if remote else f"http://{UI_HOST}:{UI_PORT}", result.experiment_id)
     print(f"skinexp: run {result.run_id} ({run_name}) finished: best val_iou {result.best_val_iou:.4f} at epoch "
           f"{result.best_epoch}, threshold {result.best_threshold:.2f}. See it: `make ui`, then {url}")
     return result.best_val_iou

@@ -229,8 +229,9 @@ def _has(package: str) -> bool:
         return False
 
 
-def runs_page_url(host: str, port: int, experiment_id: str) -> str:
-    return f"http://{host}:{port}/#/experiments/{experiment_id}/runs"
+def runs_page_url(base: str, experiment_id: str) -> str:
+    """The experiment's runs table in the MLflow 3 UI, on its model-training (not GenAI) view."""
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
 
 
 # --- sweeps: parent runs, their children, failed jobs -------------------------------------------------------

@@ -158,7 +158,8 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
         checkpoint,
         EpochState(checkpoint_dir, checkpoint),  # after the checkpoint, so it records the updated best
         epoch_logger,
-        SampleMasks(splits.val.images[:sample_count], splits.val.masks[:sample_count], train_cfg.sample_every),
+        SampleMasks(splits.val.images[:sample_count], splits.val.masks[:sample_count], train_cfg.sample_every,
+                    from_start=resume is None),
     ]
     if cfg.optim.schedule == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2, min_lr=1e-6))

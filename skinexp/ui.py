@@ -12,8 +12,6 @@ from pathlib import Path
 
 DEFAULTS = {"port": "5000", "host": "127.0.0.1", "uri": "sqlite:///runs/mlflow.db", "experiment": "skinexp",
             "artifact_root": "runs/artifacts", "workers": "1"}
-# MLflow 3 shows its GenAI sidebar on a first visit; this query opens the model-training one instead.
-MODEL_TRAINING_VIEW = "?workflowType=machine_learning"
 
 
 def _options(args: list[str]) -> dict[str, str]:
@@ -57,8 +55,8 @@ def ui_command(args: list[str]) -> int:
     tracking = SimpleNamespace(uri=options["uri"], experiment=options["experiment"],
                                artifact_root=options["artifact_root"])
     uri, experiment_id = prepare_store(tracking, Path.cwd())
-    print(f"skinexp: MLflow UI for {uri} (it answers in 10-30 s; Ctrl-C stops it)\n"
-          f"skinexp: runs table: {runs_page_url(options['host'], port, experiment_id)}{MODEL_TRAINING_VIEW}",
+    url = runs_page_url(f"http://{options['host']}:{port}", experiment_id)
+    print(f"skinexp: MLflow UI for {uri} (it answers in 10-30 s; Ctrl-C stops it)\nskinexp: runs table: {url}",
           flush=True)
 
     # Job execution only serves MLflow's GenAI features (judges, scorers, prompt optimisation). Left on, it adds a

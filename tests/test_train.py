@@ -67,7 +67,7 @@ def test_artifacts_images_checkpoint_and_logged_model(trained):
     files = _artifacts(client, run.info.run_id)
     assert "config/config.yaml" in files and "curves.png" in files and "checkpoints/best.keras" in files
     sample_steps = {f.split("+step+")[1].split("+")[0] for f in files if f.startswith("images/samples+step+")}
-    assert sample_steps == {"1", "2"}
+    assert sample_steps == {"0", "1", "2"}  # step 0: the untrained model
     mlflow.set_tracking_uri(client.tracking_uri)
     models = mlflow.search_logged_models(experiment_ids=[trained["experiment"].experiment_id], output_format="list")
     assert [m.source_run_id for m in models] == [run.info.run_id]
