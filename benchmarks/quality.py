@@ -109,7 +109,7 @@ def main() -> None:
     minutes, values = curve(uri, run_id)
     results["notebook recipe"] = {"run_id": run_id, "minutes": minutes, "val_iou": values,
                                   "wall_minutes": (time.perf_counter() - started) / 60, "cap_minutes": cap}
-    for name, result in results.items():
+    for result in results.values():
         result["minutes_to_0.70"] = minutes_to(TARGET, result["minutes"], result["val_iou"])
         result["test_mean_iou"] = test_iou(uri, result["run_id"], workdir, args.root)
 

@@ -32,7 +32,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    print(f"start-up, median of {args.repeat} runs (goal < {GOAL_SECONDS} s)\n| command | seconds | goal |\n|---|---|---|")
+    print(f"start-up, median of {args.repeat} runs (goal < {GOAL_SECONDS} s)")
+    print("| command | seconds | goal |\n|---|---|---|")
     baseline = None
     for name, command in COMMANDS.items():
         seconds = statistics.median(timed(command) for _ in range(args.repeat))

@@ -27,7 +27,6 @@ def measure(options: dict) -> float:
     """Run inside a fresh process: train and return timed images per second."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
-    import numpy as np
     from omegaconf import OmegaConf
 
     from skinexp.config import ModelConfig
@@ -82,7 +81,7 @@ def main() -> None:
     baseline = results[next(iter(SIDES))]
     print(f"throughput, {args.images} synthetic images at {args.size} px, U-Net filters={args.filters}, "
           f"batch {args.batch}, {args.epochs} timed epochs after 1 warm-up")
-    print(f"| side | img/s | vs notebook |\n|---|---|---|")
+    print("| side | img/s | vs notebook |\n|---|---|---|")
     for name, value in results.items():
         print(f"| {name} | {value:.2f} | {value / baseline:.2f}x |")
 

@@ -33,7 +33,7 @@ class EpochLogger(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         now = time.perf_counter()
         train_seconds = (self._train_end or now) - self._epoch_start
-        metrics = {key: float(value) for key, value in (logs or {}).items() if np.isscalar(value) or np.ndim(value) == 0}
+        metrics = {key: float(value) for key, value in (logs or {}).items() if np.ndim(value) == 0}
         metrics.pop("learning_rate", None)
         metrics["images_per_sec"] = self.train_images_per_epoch / max(train_seconds, 1e-9)
         metrics["epoch_seconds"] = now - self._epoch_start

@@ -240,7 +240,8 @@ def validate_inference(cfg: Any) -> None:
         if OmegaConf.is_missing(cfg, key):
             raise ConfigError(f"{key}= is required. Received: no {key}")
     if cfg.postprocess not in ("none", "largest_component"):
-        raise ConfigError(f"postprocess must be one of none, largest_component. Received: postprocess={cfg.postprocess}")
+        raise ConfigError("postprocess must be one of none, largest_component. "
+                          f"Received: postprocess={cfg.postprocess}")
     if cfg.threshold is not None and not 0 < cfg.threshold < 1:
         raise ConfigError(f"threshold must be in the open interval (0, 1). Received: threshold={cfg.threshold}")
     if cfg.batch_size <= 0:

@@ -42,7 +42,8 @@ def load_trained(reference: str, tracking_cfg, base_dir: Path) -> TrainedModel:
     tracking.prepare_store(tracking_cfg, base_dir)
     found = tracking.get_run(reference)
     if found is None:
-        raise ConfigError(f"run must be an MLflow run id in {tracking_cfg.uri} or a .keras file. Received: run={reference}")
+        raise ConfigError(f"run must be an MLflow run id in {tracking_cfg.uri} or a .keras file. "
+                          f"Received: run={reference}")
     import keras
 
     with tempfile.TemporaryDirectory(prefix="skinexp-model-") as download_dir:

@@ -21,7 +21,8 @@ def build_optimizer(optim_cfg, steps_per_epoch: int, epochs: int) -> keras.optim
     lr = learning_rate(optim_cfg, steps_per_epoch, epochs)
     decay = optim_cfg.weight_decay or None
     if optim_cfg.name == "adamw":
-        return keras.optimizers.AdamW(learning_rate=lr, weight_decay=optim_cfg.weight_decay, clipnorm=optim_cfg.clipnorm)
+        return keras.optimizers.AdamW(learning_rate=lr, weight_decay=optim_cfg.weight_decay,
+                                      clipnorm=optim_cfg.clipnorm)
     if optim_cfg.name == "sgd":
         return keras.optimizers.SGD(learning_rate=lr, momentum=optim_cfg.momentum, weight_decay=decay,
                                     clipnorm=optim_cfg.clipnorm)

@@ -4,8 +4,9 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import mlflow
 from mlflow.tracking import MlflowClient
@@ -89,7 +90,8 @@ def prepare_store(tracking_cfg, base_dir: Path) -> tuple[str, str]:
                 client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     except mlflow.exceptions.MlflowException as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise TrackingError(f"cannot use the tracking store: {first_line}. Received: tracking.uri={tracking_cfg.uri}") from None
+        raise TrackingError(f"cannot use the tracking store: {first_line}. "
+                            f"Received: tracking.uri={tracking_cfg.uri}") from None
     return uri, experiment_id
 
 
@@ -214,8 +216,8 @@ def log_keras_model(model, sample_images, sample_predictions) -> None:
     from mlflow.models import infer_signature
 
     signature = infer_signature(sample_images, sample_predictions)
-    requirements = [f"{name}=={metadata.version(name)}" for name in ("keras", "mlflow")]
-    requirements.append(f"tensorflow=={metadata.version('tensorflow-cpu') if _has('tensorflow-cpu') else metadata.version('tensorflow')}")
+    tensorflow = "tensorflow-cpu" if _has("tensorflow-cpu") else "tensorflow"
+    requirements = [f"{name}=={metadata.version(name)}" for name in ("keras", "mlflow", tensorflow)]
     mlflow.tensorflow.log_model(model, name="model", signature=signature, pip_requirements=requirements)
 
 
@@ -289,7 +291,8 @@ def find_sweep(experiment_name: str, sweep: Optional[str]):
     mlflow_client = client()
     experiment = mlflow_client.get_experiment_by_name(experiment_name)
     if experiment is None:
-        raise TrackingError(f"no such experiment in {mlflow.get_tracking_uri()}. Received: experiment={experiment_name}")
+        raise TrackingError(f"no such experiment in {mlflow.get_tracking_uri()}. "
+                            f"Received: experiment={experiment_name}")
     filters = [f"tags.`{SWEEP_TAG}` = 'true'"]
     if sweep:
         try:

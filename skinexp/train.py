@@ -13,9 +13,9 @@ from typing import Optional
 import numpy as np
 
 from skinexp import tracking
-from skinexp.plots import curves_figure
 from skinexp.config import validate_train
 from skinexp.data import DataSplits, load_splits
+from skinexp.plots import curves_figure
 
 THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.05), 2)
 

@@ -10,8 +10,15 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from mlflow.tracking import MlflowClient
 
-from browser import MLFLOW_QUIET_ASSISTANT, Browser, BrowserUnavailable, Server, find_or_install_chromium, \
-    free_port, show_image_step
+from browser import (
+    MLFLOW_QUIET_ASSISTANT,
+    Browser,
+    BrowserUnavailable,
+    Server,
+    find_or_install_chromium,
+    free_port,
+    show_image_step,
+)
 from conftest import TINY, run_cli
 
 EXPERIMENT = "ui"

@@ -7,7 +7,7 @@ same k for image and mask.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 import tensorflow as tf

@@ -15,8 +15,7 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image
 
-from skinexp.data import DataError, Loaded, Split, existing_root
-from skinexp.data import cache
+from skinexp.data import DataError, Loaded, Split, cache, existing_root
 from skinexp.data.arrays import binarise
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")

@@ -7,9 +7,9 @@ import sys
 
 import numpy as np
 import pytest
+from datafiles import dataset_cfg, write_folder, write_npy
 
 from conftest import REPO, run_cli
-from datafiles import dataset_cfg, write_folder, write_npy
 from skinexp.data import load_splits
 
 

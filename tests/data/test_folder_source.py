@@ -5,9 +5,9 @@ import os
 
 import numpy as np
 import pytest
+from datafiles import dataset_cfg, expect_data_error, pixels, write_folder
 from PIL import Image
 
-from datafiles import dataset_cfg, expect_data_error, pixels, write_folder
 from skinexp.data import folder, load_splits
 
 

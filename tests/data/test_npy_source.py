@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from datafiles import dataset_cfg, expect_data_error, write_npy
+
 from skinexp.data import load_splits
 
 
@@ -50,7 +50,8 @@ def test_soft_masks_are_thresholded_at_half_the_max_with_a_warning(tmp_path):
     splits = _load(tmp_path, val_split=0.25)
     everything = {i: m for s in (splits.train, splits.val) for i, m in zip(s.ids, s.masks)}
     assert everything["train_00000"][:4].all() and not everything["train_00000"][4:].any()
-    assert len(splits.warnings) == 1 and "1 of the 4 masks" in splits.warnings[0] and "mask_train.npy" in splits.warnings[0]
+    (warning,) = splits.warnings
+    assert "1 of the 4 masks" in warning and "mask_train.npy" in warning
 
 
 def test_uint8_files_at_the_right_size_stay_memory_mapped(tmp_path):

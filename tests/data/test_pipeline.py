@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from datafiles import dataset_cfg, write_npy
+
 from skinexp.data import Split, load_splits
 
 tf = pytest.importorskip("tensorflow")

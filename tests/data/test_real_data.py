@@ -5,10 +5,10 @@ import csv
 
 import numpy as np
 import pytest
+from datafiles import dataset_cfg
 from mlflow.tracking import MlflowClient
 
 from conftest import run_cli
-from datafiles import dataset_cfg
 from skinexp.data import load_splits
 
 pytestmark = pytest.mark.real_data
