@@ -12,11 +12,12 @@ from conftest import TINY
 @pytest.mark.parametrize("options", [
     ["train.strategy=mirrored"],  # MirroredStrategy over the one CPU device
     ["train.precision=mixed_bfloat16"],
-    ["train.precision=mixed_float16"],
+    pytest.param(["train.precision=mixed_float16"], marks=pytest.mark.slow),
     ["train.jit_compile=true", "train.steps_per_execution=2"],  # XLA on the CPU
     ["optim=adamw", "optim.schedule=cosine", "optim.warmup_epochs=1", "loss=bce_dice", "model.batchnorm=true",
      "augment=strong", "train.early_stopping=2", "train.epochs=3", "model.upsample=transpose"],
-    ["optim=sgd", "optim.schedule=plateau", "loss=dice", "augment=light", "train.checkpoint_monitor=val_iou"],
+    pytest.param(["optim=sgd", "optim.schedule=plateau", "loss=dice", "augment=light",
+                  "train.checkpoint_monitor=val_iou"], marks=pytest.mark.slow),
 ], ids=["mirrored", "bfloat16", "float16", "xla", "recipe-cosine", "recipe-plateau"])
 def test_option_trains_to_a_finished_run(cli, tmp_path, store, options):
     result = cli("train", *TINY, "tracking.log_model=false", *options, *store["overrides"], cwd=tmp_path)

@@ -56,8 +56,7 @@ def _state_epoch(workdir: Path) -> int:
     return json.loads(state.read_text())["epoch"]
 
 
-@pytest.mark.parametrize("signum, exit_status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_interrupt_ends_killed_and_resume_continues_the_same_run(tmp_path, cli, signum, exit_status):
+def _interrupt(tmp_path: Path, signum: int, exit_status: int):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     process = _start(tmp_path, *LONG, f"tracking.uri={uri}")
     _wait_for_epochs(tmp_path, process, 2)
@@ -69,6 +68,16 @@ def test_interrupt_ends_killed_and_resume_continues_the_same_run(tmp_path, cli, 
     assert f"resume={run.info.run_id}" in stderr
     finished = _state_epoch(tmp_path)
     assert _steps(client, run.info.run_id) == list(range(1, finished + 1))
+    assert (next(tmp_path.glob("runs/train/*/*/checkpoints")) / "last.keras").is_file()
+    return uri, run, finished
+
+
+def test_sigterm_ends_the_run_killed_with_exit_143_and_the_last_epoch_kept(tmp_path):
+    _interrupt(tmp_path, signal.SIGTERM, 143)
+
+
+def test_sigint_ends_killed_and_resume_continues_the_same_run(tmp_path, cli):
+    uri, run, finished = _interrupt(tmp_path, signal.SIGINT, 130)
 
     unsafe = cli("train", f"resume={run.info.run_id}", "model.filters=8", f"tracking.uri={uri}", cwd=tmp_path)
     assert unsafe.returncode == 2 and "model.filters" in unsafe.stderr
