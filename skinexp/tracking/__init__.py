@@ -1,0 +1,47 @@
+"""The only package that talks to MLflow. Callers use `from skinexp import tracking` and the names below.
+
+- `store`: the tracking store and experiment (`prepare_store`), its UI URLs.
+- `active`: the run being trained or evaluated: `run(...)` always ends it; `log_*` record into it.
+- `registry`: other runs: sweep parents and children, failed jobs, runs read back to evaluate, resume or rerun.
+"""
+from skinexp.tracking.active import (
+    flatten,
+    log_artifact,
+    log_config,
+    log_figure,
+    log_image,
+    log_keras_model,
+    log_metrics,
+    log_params,
+    log_text,
+    process_tags,
+    run,
+    set_tags,
+    source_tags,
+)
+from skinexp.tracking.registry import (
+    PARENT_RUN_ENV,
+    SWEEP_TAG,
+    child_runs,
+    download,
+    find_sweep,
+    finish_parent_run,
+    get_run,
+    log_missing_epoch,
+    log_run_tag,
+    mark_killed,
+    metric_histories,
+    record_failed_run,
+    run_config,
+    running_runs,
+    start_parent_run,
+)
+from skinexp.tracking.store import (
+    EXPERIMENT_KIND,
+    EXPERIMENT_KIND_TAG,
+    TrackingError,
+    client,
+    prepare_store,
+    resolve_uri,
+    runs_page_url,
+)

@@ -1,0 +1,150 @@
+"""The active run: starting and always ending it, and what a run logs (config, metrics, images, artifacts, model)."""
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Optional
+
+import mlflow
+from omegaconf import DictConfig, OmegaConf
+
+SOURCE_DIR = Path(__file__).resolve().parents[2]
+
+
+def flatten(cfg: DictConfig) -> dict[str, Any]:
+    """Resolved config as {'model.filters': 16, ...}."""
+    out: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{prefix}{key}.")
+        else:
+            out[prefix[:-1]] = node
+
+    walk(OmegaConf.to_container(cfg, resolve=True), "")
+    return out
+
+
+def process_tags() -> dict[str, str]:
+    """Which process owns a RUNNING run, so `runs --stale` can tell runs whose process is gone."""
+    import socket
+
+    return {"skinexp.pid": str(os.getpid()), "skinexp.host": socket.gethostname()}
+
+
+def source_tags() -> dict[str, str]:
+    """git_commit (+ git_dirty) of the skinexp source tree and the versions of the stack."""
+    from importlib import metadata
+
+    tags = {"git_commit": "unknown", "git_dirty": "unknown"}
+    try:
+        tags["git_commit"] = subprocess.run(["git", "rev-parse", "HEAD"], cwd=SOURCE_DIR, capture_output=True,
+                                            text=True, timeout=5, check=True).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=SOURCE_DIR,
+                                capture_output=True, text=True, timeout=5, check=True).stdout
+        tags["git_dirty"] = str(bool(status.strip())).lower()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    for package in ("tensorflow", "tensorflow-cpu", "keras", "hydra-core", "mlflow", "numpy"):
+        try:
+            tags[f"version.{package}"] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    if "version.tensorflow" not in tags and "version.tensorflow-cpu" in tags:
+        tags["version.tensorflow"] = tags["version.tensorflow-cpu"]
+    return tags
+
+
+@contextlib.contextmanager
+def run(experiment_id: str, run_name: str, *, parent_run_id: Optional[str] = None,
+        resume_run_id: Optional[str] = None, tags: Optional[dict[str, str]] = None) -> Iterator[mlflow.ActiveRun]:
+    """An MLflow run that always ends: FINISHED, KILLED on interrupt, FAILED (with `failure_reason`) on error."""
+    if resume_run_id:
+        active = mlflow.start_run(run_id=resume_run_id)
+        mlflow.set_tags(process_tags())
+    else:
+        active = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, parent_run_id=parent_run_id,
+                                  tags={**process_tags(), **(tags or {})})
+    try:
+        yield active
+    except KeyboardInterrupt as error:
+        error.run_id = active.info.run_id
+        _end(active, "KILLED", "interrupted")
+        raise
+    except BaseException as error:
+        error.run_id = active.info.run_id  # tells callers the failure is already recorded on this run
+        status = "KILLED" if isinstance(error, SystemExit) and error.code in (130, 143) else "FAILED"
+        _end(active, status, f"{type(error).__name__}: {error}")
+        raise
+    else:
+        mlflow.end_run("FINISHED")
+
+
+def _end(active: mlflow.ActiveRun, status: str, reason: str) -> None:
+    with contextlib.suppress(Exception):
+        mlflow.set_tag("failure_reason", reason[:4000])
+    mlflow.end_run(status)
+
+
+def log_config(cfg: DictConfig, overrides: list[str], output_dir: Optional[Path]) -> None:
+    mlflow.log_params(flatten(cfg))
+    mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config/config.yaml")
+    mlflow.log_text(OmegaConf.to_yaml(OmegaConf.create(list(overrides))), "config/overrides.yaml")
+    mlflow.set_tag("hydra_overrides", " ".join(overrides) or "(none)")
+    if output_dir is not None:
+        mlflow.set_tag("output_dir", str(output_dir))
+
+
+def log_params(params: dict[str, Any]) -> None:
+    mlflow.log_params({key: str(value) for key, value in params.items()})
+
+
+def log_metrics(metrics: dict[str, float], step: int) -> None:
+    mlflow.log_metrics({key: float(value) for key, value in metrics.items()}, step=step)
+
+
+def log_image(image, key: str, step: int) -> None:
+    """An image series the UI shows with a step slider."""
+    mlflow.log_image(image, key=key, step=step)
+
+
+def log_figure(figure, artifact_file: str) -> None:
+    mlflow.log_figure(figure, artifact_file)
+
+
+def log_artifact(path: Path, artifact_path: Optional[str] = None) -> None:
+    mlflow.log_artifact(str(path), artifact_path)
+
+
+def log_text(text: str, artifact_file: str) -> None:
+    mlflow.log_text(text, artifact_file)
+
+
+def set_tags(tags: dict[str, Any]) -> None:
+    mlflow.set_tags({key: str(value) for key, value in tags.items()})
+
+
+def log_keras_model(model, sample_images, sample_predictions) -> None:
+    """Log an MLflow model (logged model linked to the run) with an input/output signature."""
+    from importlib import metadata
+
+    from mlflow.models import infer_signature
+
+    signature = infer_signature(sample_images, sample_predictions)
+    tensorflow = "tensorflow-cpu" if _has("tensorflow-cpu") else "tensorflow"
+    requirements = [f"{name}=={metadata.version(name)}" for name in ("keras", "mlflow", tensorflow)]
+    mlflow.tensorflow.log_model(model, name="model", signature=signature, pip_requirements=requirements)
+
+
+def _has(package: str) -> bool:
+    from importlib import metadata
+
+    try:
+        metadata.version(package)
+        return True
+    except metadata.PackageNotFoundError:
+        return False

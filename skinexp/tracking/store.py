@@ -1,0 +1,97 @@
+"""The MLflow store: where it is, whether it answers, the experiment; and URLs into its UI."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep CLI output to our own lines
+
+
+class TrackingError(RuntimeError):
+    """The tracking store cannot be used; the CLI prints it as one line and exits with status 2."""
+
+
+def resolve_uri(uri: str, base_dir: Path) -> str:
+    """Make a relative SQLite or file store absolute against `base_dir` (the directory the user ran from)."""
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        return "sqlite:///" + str((base_dir / uri[len("sqlite:///"):]).resolve())
+    if "://" not in uri:
+        return (base_dir / uri).resolve().as_uri()
+    return uri
+
+
+def _is_remote(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
+
+
+def _check_reachable(uri: str) -> None:
+    import requests
+
+    try:
+        requests.get(uri.rstrip("/") + "/health", timeout=3).raise_for_status()
+    except requests.RequestException as error:
+        reason = type(error).__name__
+        raise TrackingError(f"tracking.uri is unreachable ({reason}). Received: tracking.uri={uri}") from None
+
+
+def prepare_store(tracking_cfg, base_dir: Path) -> tuple[str, str]:
+    """Point MLflow at the store, creating it and the experiment once; return (tracking_uri, experiment_id).
+
+    A fresh SQLite store must be created by one process before parallel jobs write to it, so sweeps call
+    this in the launching process first. The experiment is tagged as a model-training experiment so the
+    MLflow 3 UI opens on its runs.
+    """
+    uri = resolve_uri(tracking_cfg.uri, base_dir)
+    if _is_remote(uri):
+        # Fail within seconds rather than after MLflow's minutes of retries.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+        _check_reachable(uri)
+    elif uri.startswith("sqlite:///"):
+        db_path = Path(uri[len("sqlite:///"):])
+        try:
+            db_path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise TrackingError(f"cannot create the tracking store directory ({error.strerror}). "
+                                f"Received: tracking.uri={tracking_cfg.uri}") from None
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(uri)
+    try:
+        experiment = client.get_experiment_by_name(tracking_cfg.experiment)
+        if experiment is None:
+            artifact_location = None
+            if not _is_remote(uri):
+                artifact_location = (base_dir / tracking_cfg.artifact_root / tracking_cfg.experiment).resolve().as_uri()
+            try:
+                experiment_id = client.create_experiment(
+                    tracking_cfg.experiment, artifact_location=artifact_location,
+                    tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+            except mlflow.exceptions.MlflowException:
+                # Another job created it between our lookup and create.
+                experiment = client.get_experiment_by_name(tracking_cfg.experiment)
+                if experiment is None:
+                    raise
+                experiment_id = experiment.experiment_id
+        else:
+            experiment_id = experiment.experiment_id
+            if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+                client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    except mlflow.exceptions.MlflowException as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise TrackingError(f"cannot use the tracking store: {first_line}. "
+                            f"Received: tracking.uri={tracking_cfg.uri}") from None
+    return uri, experiment_id
+
+
+def runs_page_url(base: str, experiment_id: str) -> str:
+    """The experiment's runs table in the MLflow 3 UI, on its model-training (not GenAI) view."""
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+
+
+def client() -> MlflowClient:
+    return MlflowClient(mlflow.get_tracking_uri())
