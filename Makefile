@@ -8,7 +8,7 @@ ARGS ?=
 PYTEST_ARGS ?=
 UI_PORT ?= 5000
 
-.PHONY: install train test test-slow test-all ui sweep bench lint clean
+.PHONY: install install-gpu train test test-slow test-all ui sweep bench lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install skinexp with its test and sweep extras
+
+# tensorflow-cpu and tensorflow[and-cuda] install the same `tensorflow` package: the CPU build goes first,
+# then the CUDA build is reinstalled over the files they shared.
+install-gpu: $(STAMP)  ## swap the CPU TensorFlow for the CUDA build (Linux with an NVIDIA GPU)
+	$(PY) -m pip install --quiet -e '.[gpu]'
+	$(PY) -m pip uninstall --yes tensorflow-cpu
+	$(PY) -m pip install --quiet --force-reinstall --no-deps 'tensorflow==2.21.*'
 
 train: $(STAMP)  ## train the default experiment (synthetic data) into runs/; extra overrides via ARGS="..."
 	$(PY) -m skinexp train $(ARGS)
