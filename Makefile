@@ -8,7 +8,7 @@ ARGS ?=
 PYTEST_ARGS ?=
 UI_PORT ?= 5000
 
-.PHONY: install install-gpu train test test-slow test-all ui sweep bench lint clean
+.PHONY: install install-gpu train test test-slow test-all ui sweep bench bench-quality lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,10 +44,13 @@ sweep: $(STAMP)  ## a small example sweep on synthetic data, then its leaderboar
 	$(PY) -m skinexp train -m model.filters=8,16 optim.lr=1e-3,3e-3 train.epochs=3 dataset.image_size=64
 	$(PY) -m skinexp compare
 
-bench: $(STAMP)  ## benchmarks/ (minutes): ratios against the notebook's approach
+bench: $(STAMP)  ## throughput, start-up and memory against the notebook's approach (about 10 minutes)
 	$(PY) benchmarks/throughput.py
 	$(PY) benchmarks/startup.py
 	$(PY) benchmarks/memory.py
+
+bench-quality: $(STAMP)  ## quality over time on the real images (about 30 minutes; writes docs/quality_over_time.*)
+	$(PY) benchmarks/quality.py
 
 lint: $(STAMP)
 	$(PY) -m pip install --quiet ruff
