@@ -77,7 +77,7 @@ def test_artifacts_are_proxied_by_the_server(trained, server):
     assert "checkpoints/best.keras" in _listed(client, run_id, "checkpoints")
     images = _listed(client, run_id, "images")
     sample_steps = {f.split("+step+")[1].split("+")[0] for f in images if f.startswith("images/samples+step+")}
-    assert sample_steps == {str(step) for step in range(1, EPOCHS + 1)}
+    assert sample_steps == {str(step) for step in range(0, EPOCHS + 1)}  # step 0: the untrained model
     # Uploaded through the server, not written by the client to a path of its own.
     assert run.info.artifact_uri.startswith("mlflow-artifacts:")
     assert list(server["artifacts"].rglob("best.keras"))
