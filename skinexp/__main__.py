@@ -13,6 +13,7 @@ commands:
   compare    print a sweep's leaderboard from the MLflow store
   rerun      train again from a logged run's own config
   runs       list or fix runs left RUNNING by a killed process (--stale [--fix])
+  ui         the MLflow UI on 127.0.0.1 over the local store (what `make ui` runs)
 
 `python -m skinexp COMMAND --help` shows a command's config groups and options.
 Every config key is documented in README.md."""

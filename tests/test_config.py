@@ -93,7 +93,7 @@ def test_cli_rejects_with_one_line_exit_2_and_no_tensorflow(override, expected):
 def test_help_lists_commands(cli, tmp_path):
     result = cli("--help", cwd=tmp_path)
     assert result.returncode == 0
-    for command in ("train", "evaluate", "predict", "data", "compare"):
+    for command in ("train", "evaluate", "predict", "data", "compare", "rerun", "runs", "ui"):
         assert command in result.stdout
 
 
