@@ -34,6 +34,9 @@ def one_line(error: BaseException) -> str:
 def parse_options(command: str, args: list[str], defaults: dict[str, str]) -> dict[str, str]:
     """`key=value` arguments of the commands that need no Hydra config; unknown keys fail with one line."""
     options = dict(defaults)
+    if {"-h", "--help"} & set(args):
+        print(f"usage: python -m skinexp {command} " + " ".join(f"[{k}={v or '...'}]" for k, v in defaults.items()))
+        sys.exit(0)
     for arg in args:
         key, sep, value = arg.partition("=")
         if not sep or key not in options:
