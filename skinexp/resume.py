@@ -111,6 +111,9 @@ def runs_command(args: list[str]) -> int:
     """`python -m skinexp runs --stale [--fix] [uri=...] [experiment=...]`."""
     from skinexp.cli import fail, parse_options
 
+    if {"-h", "--help"} & set(args):
+        print("usage: python -m skinexp runs --stale [--fix] [uri=sqlite:///runs/mlflow.db] [experiment=...]")
+        return 0
     flags = {a for a in args if a.startswith("--")}
     if not flags <= {"--stale", "--fix"} or "--stale" not in flags:
         fail(f"runs takes --stale [--fix] [uri=...] [experiment=...]. Received: {' '.join(args) or '(nothing)'}")
