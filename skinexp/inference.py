@@ -39,7 +39,7 @@ def load_trained(reference: str, tracking_cfg, base_dir: Path) -> TrainedModel:
         model = keras.models.load_model(path, compile=False)
         return TrainedModel(model, int(model.input_shape[1]), 0.5)
 
-    tracking.prepare_store(tracking_cfg, base_dir)
+    tracking.open_existing_store(tracking_cfg, base_dir)
     found = tracking.get_run(reference)
     if found is None:
         raise ConfigError(f"run must be an MLflow run id in {tracking_cfg.uri} or a .keras file. "

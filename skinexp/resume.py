@@ -34,7 +34,7 @@ def _config_with(run_config: dict, cfg, keys: list[str]):
 
 
 def _run_or_fail(run_id: str, cfg, base_dir: Path, key: str):
-    tracking.prepare_store(cfg.tracking, base_dir)
+    tracking.open_existing_store(cfg.tracking, base_dir)
     found = tracking.get_run(run_id)
     if found is None:
         raise ConfigError(f"{key} must name a run in {cfg.tracking.uri}. Received: {key}={run_id}")

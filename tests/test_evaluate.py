@@ -108,6 +108,12 @@ def test_predict_from_a_notebook_npy(trained, cli, tmp_path):
     assert Image.open(tmp_path / "out" / "00000.png").size == (40, 40)
 
 
+def test_evaluate_by_run_id_needs_an_existing_store(cli, tmp_path):
+    result = cli("evaluate", "run=abc", "tracking.uri=sqlite:///nowhere/mlflow.db", cwd=tmp_path)
+    assert result.returncode == 2 and "no MLflow store there" in result.stderr
+    assert not (tmp_path / "nowhere").exists()  # nothing created on the way
+
+
 @pytest.mark.parametrize("args, expected", [
     (["run=doesnotexist"], "run=doesnotexist"),
     (["run=x.keras"], "run=x.keras"),

@@ -41,6 +41,7 @@ from skinexp.tracking.store import (
     EXPERIMENT_KIND_TAG,
     TrackingError,
     client,
+    open_existing_store,
     prepare_store,
     resolve_uri,
     runs_page_url,

@@ -25,6 +25,15 @@ def resolve_uri(uri: str, base_dir: Path) -> str:
     return uri
 
 
+def open_existing_store(tracking_cfg, base_dir: Path) -> None:
+    """Point MLflow at a store that must already exist (to read runs back); TrackingError naming it otherwise."""
+    uri = resolve_uri(tracking_cfg.uri, base_dir)
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+        raise TrackingError(f"no MLflow store there; train first or point tracking.uri at yours. "
+                            f"Received: tracking.uri={tracking_cfg.uri}")
+    prepare_store(tracking_cfg, base_dir)
+
+
 def _is_remote(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
 
