@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -99,3 +101,21 @@ class EpochState(keras.callbacks.Callback):
         state = {"epoch": epoch + 1, "best": float(self.checkpoint.best), "logs": scalars}
         (self.directory / "state.partial.json").write_text(json.dumps(state))
         os.replace(self.directory / "state.partial.json", self.directory / "state.json")
+
+
+INTERRUPTS = {signal.SIGINT, signal.SIGTERM}
+
+
+class DeferInterrupts(keras.callbacks.Callback):
+    """Blocks SIGINT/SIGTERM at an epoch's end (`block=True`, first callback) until the end-of-epoch work is
+    done (`block=False`, after it): an interrupt then never falls between keeping an epoch's state and
+    logging its metrics, so resuming neither skips nor repeats a step. Signals that arrive meanwhile are
+    delivered when unblocked."""
+
+    def __init__(self, block: bool):
+        super().__init__()
+        self.block = block
+
+    def on_epoch_end(self, epoch, logs=None):
+        if threading.current_thread() is threading.main_thread():
+            signal.pthread_sigmask(signal.SIG_BLOCK if self.block else signal.SIG_UNBLOCK, INTERRUPTS)

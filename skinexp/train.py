@@ -123,7 +123,7 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
 
     import keras
 
-    from skinexp.callbacks import DivergenceGuard, EpochLogger, EpochState, SampleMasks
+    from skinexp.callbacks import DeferInterrupts, DivergenceGuard, EpochLogger, EpochState, SampleMasks
     from skinexp.data.pipeline import make_dataset
     from skinexp.inference import predict_probabilities
 
@@ -155,11 +155,13 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
                                                  initial_value_threshold=resume.best if resume else None)
     callbacks = [
         DivergenceGuard(),
+        DeferInterrupts(block=True),
         checkpoint,
         EpochState(checkpoint_dir, checkpoint),  # after the checkpoint, so it records the updated best
         epoch_logger,
         SampleMasks(splits.val.images[:sample_count], splits.val.masks[:sample_count], train_cfg.sample_every,
                     from_start=resume is None),
+        DeferInterrupts(block=False),
     ]
     if cfg.optim.schedule == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2, min_lr=1e-6))
@@ -230,6 +232,8 @@ def _install_sigterm():
 
 def _restore_sigterm(previous) -> None:
     if previous is not None:
+        # An error inside an epoch's end could leave interrupts blocked (see DeferInterrupts).
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
         signal.signal(signal.SIGTERM, previous)
 
 
