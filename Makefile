@@ -8,7 +8,7 @@ ARGS ?=
 PYTEST_ARGS ?=
 UI_PORT ?= 5000
 
-.PHONY: install install-gpu train test test-slow test-all ui sweep bench bench-quality lint clean
+.PHONY: install install-gpu train test test-deps test-slow test-all ui sweep bench bench-quality lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,10 +31,19 @@ train: $(STAMP)  ## train the default experiment (synthetic data) into runs/; ex
 test: $(STAMP)  ## the default (fast) test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-slow: $(STAMP)  ## slow and real-data tests only
+# What the slow tests need from the machine: Debian's chromium for the browser tests (installed as root).
+test-deps:  ## install the system packages the slow tests use (as root; says what to do otherwise)
+	@if command -v chromium >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's chromium for the browser tests"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "chromium is missing and this is not root: the browser tests will skip (apt-get install chromium)"; fi
+
+test-slow: $(STAMP) test-deps  ## slow and real-data tests only
 	$(PY) -m pytest -m "slow or real_data" $(PYTEST_ARGS)
 
-test-all: $(STAMP)
+test-all: $(STAMP) test-deps
 	$(PY) -m pytest -m "" $(PYTEST_ARGS)
 
 ui: $(STAMP)  ## MLflow UI on 127.0.0.1:$(UI_PORT) over runs/mlflow.db

@@ -63,7 +63,7 @@ def write_data(directory: Path, unique: int = 64) -> None:
 def _model_and_steps(steps: int):
     import keras
 
-    from skinexp.cli import compose
+    from skinexp.config.compose import compose
     from skinexp.models.unet import build_unet
 
     keras.utils.set_random_seed(0)
@@ -87,7 +87,7 @@ def run_notebook(data: Path, steps: int) -> None:
 def run_skinexp(data: Path, steps: int, slices: bool = False) -> None:
     import tensorflow as tf
 
-    from skinexp.cli import compose
+    from skinexp.config.compose import compose
     from skinexp.data import load_splits
     from skinexp.data.pipeline import make_dataset
 

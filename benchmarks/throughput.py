@@ -29,7 +29,7 @@ def measure(options: dict) -> float:
     import keras
     from omegaconf import OmegaConf
 
-    from skinexp.config import ModelConfig
+    from skinexp.config.schema import ModelConfig
     from skinexp.data import Split
     from skinexp.data.pipeline import make_dataset
     from skinexp.data.synthetic import make_synthetic

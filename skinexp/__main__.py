@@ -1,4 +1,8 @@
-"""`python -m skinexp COMMAND [overrides]`: argv[1] picks the command; nothing heavy is imported here."""
+"""`python -m skinexp COMMAND [overrides]`: argv[1] picks the command; nothing heavy is imported here.
+
+This is the one error boundary: a known error (`skinexp.errors.SkinexpError`) becomes the one
+`skinexp: error: ... Received: ...` line and exit status 2, an interrupt 130 (SIGINT) or 143 (SIGTERM).
+"""
 from __future__ import annotations
 
 import sys
@@ -20,19 +24,27 @@ Every config key is documented in README.md."""
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
         return 0
     command, args = argv[0], argv[1:]
-    from skinexp import cli
+    from skinexp import errors
 
-    handler = cli.COMMANDS.get(command)
-    if handler is None:
-        print(f"skinexp: error: unknown command. Choose one of {', '.join(cli.COMMANDS)}. Received: {command}",
-              file=sys.stderr)
-        return 2
-    return handler(args) or 0
+    try:
+        from skinexp.cli import COMMANDS
+
+        handler = COMMANDS.get(command)
+        if handler is None:
+            raise errors.ConfigError(f"unknown command. Choose one of {', '.join(COMMANDS)}. Received: {command}")
+        return handler(args) or errors.EXIT_OK
+    except errors.SkinexpError as error:
+        print(f"skinexp: error: {error}", file=sys.stderr)
+        return errors.EXIT_USAGE
+    except KeyboardInterrupt as interrupt:
+        print(errors.interrupt_message(interrupt), file=sys.stderr)
+        return errors.exit_status(interrupt)
 
 
 if __name__ == "__main__":

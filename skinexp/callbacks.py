@@ -1,7 +1,6 @@
 """Keras callbacks that feed MLflow: per-epoch metrics and throughput, sample masks, divergence guard."""
 from __future__ import annotations
 
-import json
 import math
 import os
 import signal
@@ -13,7 +12,8 @@ import keras
 import numpy as np
 
 from skinexp import plots, tracking
-from skinexp.train import TrainingDiverged
+from skinexp.errors import TrainingDiverged
+from skinexp.resume import LAST_MODEL, write_state
 
 
 class EpochLogger(keras.callbacks.Callback):
@@ -83,10 +83,9 @@ class DivergenceGuard(keras.callbacks.Callback):
 class EpochState(keras.callbacks.Callback):
     """After every epoch, keeps what resuming needs: the model with its optimizer state, and the epoch.
 
-    Files (replaced atomically, so an interrupt mid-write leaves the previous epoch intact):
-    `last.keras` and `state.json` {"epoch": finished epochs, "best": best monitored value so far,
-    "logs": that epoch's Keras metrics}. It runs before the MLflow logger, so a process killed in
-    between leaves metrics that resuming can log from `logs`, never a logged epoch without state.
+    Files (replaced atomically, so an interrupt mid-write leaves the previous epoch intact): `last.keras`
+    and `state.json` (`skinexp.resume.write_state`). It runs before the MLflow logger, so a process killed
+    in between leaves metrics that resuming can log from the state, never a logged epoch without state.
     """
 
     def __init__(self, directory: Path, checkpoint: keras.callbacks.ModelCheckpoint):
@@ -96,11 +95,9 @@ class EpochState(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         partial = self.directory / "last.partial.keras"
         self.model.save(partial)
-        os.replace(partial, self.directory / "last.keras")
+        os.replace(partial, self.directory / LAST_MODEL)
         scalars = {key: float(value) for key, value in (logs or {}).items() if np.ndim(value) == 0}
-        state = {"epoch": epoch + 1, "best": float(self.checkpoint.best), "logs": scalars}
-        (self.directory / "state.partial.json").write_text(json.dumps(state))
-        os.replace(self.directory / "state.partial.json", self.directory / "state.json")
+        write_state(self.directory, epoch + 1, float(self.checkpoint.best), scalars)
 
 
 INTERRUPTS = {signal.SIGINT, signal.SIGTERM}

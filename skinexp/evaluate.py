@@ -9,10 +9,13 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from skinexp import tracking
-from skinexp.config import ConfigError, DatasetConfig
-from skinexp.data import Split, load_splits
-from skinexp.inference import load_trained, predict_probabilities, to_masks
+from skinexp import postprocess, tracking
+from skinexp.config.schema import DatasetConfig, Postprocess
+from skinexp.data.sources import load_splits
+from skinexp.data.types import Split
+from skinexp.errors import ConfigError
+from skinexp.inference import load_trained, predict_probabilities
+from skinexp.outputs import refuse_existing
 from skinexp.scores import image_scores, summarize
 
 OUTPUT_FILES = ("per_image.csv", "summary.json", "figure.png", "best.png", "worst.png")
@@ -28,13 +31,6 @@ class EvaluationResult:
     summary: dict
     output_dir: Path
     run_id: str  # the evaluation run
-
-
-def refuse_overwrite(output_dir: Path, names, overwrite: bool, key: str = "output") -> None:
-    existing = [name for name in names if (output_dir / name).exists()]
-    if existing and not overwrite:
-        raise ConfigError(f"{key} already holds {existing[0]} (and {len(existing) - 1} more); choose another "
-                          f"directory or pass overwrite=true. Received: {key}={output_dir}")
 
 
 def _concat(splits) -> Split:
@@ -60,17 +56,12 @@ def choose_split(splits, split: str, explicit_dataset: bool) -> tuple[str, Split
     return split, getattr(splits, split)
 
 
-def _mean_iou(probabilities, masks, threshold, keep_largest) -> float:
-    predicted = to_masks(probabilities, threshold, keep_largest)
-    return float(np.mean([image_scores(t, p)["iou"] for t, p in zip(masks, predicted)]))
-
-
 def evaluate(cfg, *, output_dir: Path, base_dir: Path) -> EvaluationResult:
     """Score `cfg.run` on `cfg.dataset` (else the run's own dataset) and write per_image.csv, summary.json, figures.
 
     Empty-mask conventions are those of `skinexp.scores` (both empty: IoU 1).
     """
-    refuse_overwrite(output_dir, OUTPUT_FILES, cfg.overwrite)
+    refuse_existing([output_dir / name for name in OUTPUT_FILES], output_dir, cfg.overwrite)
     trained = load_trained(cfg.run, cfg.tracking, base_dir)
     explicit = cfg.dataset is not None
     if explicit:
@@ -86,19 +77,17 @@ def evaluate(cfg, *, output_dir: Path, base_dir: Path) -> EvaluationResult:
 
     probabilities = predict_probabilities(trained.model, split.images, cfg.batch_size, cfg.tta)
     keep_largest, postprocess_gain = False, None
-    if cfg.postprocess == "largest_component":
-        # nnU-Net's rule: post-process only where it helps on validation data.
+    if cfg.postprocess == Postprocess.largest_component:
         val_probabilities = probabilities if split_name == "val" else predict_probabilities(
             trained.model, splits.val.images, cfg.batch_size, cfg.tta)
-        postprocess_gain = (_mean_iou(val_probabilities, splits.val.masks, threshold, True)
-                            - _mean_iou(val_probabilities, splits.val.masks, threshold, False))
+        postprocess_gain = postprocess.largest_component_gain(val_probabilities, splits.val.masks, threshold)
         keep_largest = postprocess_gain > 0
-    masks = to_masks(probabilities, threshold, keep_largest)
+    masks = postprocess.to_masks(probabilities, threshold, keep_largest)
 
     per_image = [image_scores(truth, predicted) for truth, predicted in zip(split.masks, masks)]
     summary = {**summarize(per_image), "images": len(per_image), "split": split_name, "threshold": threshold,
-               "tta": bool(cfg.tta), "postprocess": cfg.postprocess, "postprocess_applied": keep_largest,
-               "postprocess_val_iou_gain": postprocess_gain, "run": cfg.run, "dataset": dataset_cfg.name}
+               "tta": bool(cfg.tta), "postprocess": str(cfg.postprocess), "postprocess_applied": keep_largest,
+               "postprocess_val_iou_gain": postprocess_gain, "run": cfg.run, "dataset": str(dataset_cfg.name)}
     _write(output_dir, split, per_image, summary, masks, cfg.columns)
     if postprocess_gain is not None:
         verdict = "helps" if keep_largest else "does not help"
@@ -109,7 +98,7 @@ def evaluate(cfg, *, output_dir: Path, base_dir: Path) -> EvaluationResult:
 
 
 def _write(output_dir: Path, split: Split, per_image, summary, masks, columns: int) -> None:
-    from skinexp.plots import notebook_figure
+    from skinexp.plots import close, notebook_figure
 
     output_dir.mkdir(parents=True, exist_ok=True)
     with open(output_dir / "per_image.csv", "w", newline="") as handle:
@@ -127,6 +116,7 @@ def _write(output_dir: Path, split: Split, per_image, summary, masks, columns: i
         figure = notebook_figure(split.images[index], split.masks[index], masks[index],
                                  [f"{split.ids[i]}\nIoU {ious[i]:.3f}" for i in index], title)
         figure.savefig(output_dir / name, dpi=100)
+        close(figure)
 
 
 def _log(cfg, trained, summary, output_dir: Path, split_name: str) -> str:
@@ -146,7 +136,6 @@ def _log(cfg, trained, summary, output_dir: Path, split_name: str) -> str:
             tracking.log_metrics({"postprocess_val_iou_gain": summary["postprocess_val_iou_gain"]}, step=0)
         for name in OUTPUT_FILES:
             tracking.log_artifact(output_dir / name)
-    if parent and cfg.postprocess == "largest_component":
-        tracking.log_run_tag(parent, "postprocess.largest_component",
-                             "helps" if summary["postprocess_applied"] else "does_not_help")
+    if parent and cfg.postprocess == Postprocess.largest_component:
+        tracking.log_run_tag(parent, postprocess.TAG, postprocess.verdict(summary["postprocess_applied"]))
     return active.info.run_id

@@ -8,8 +8,7 @@ from typing import Optional
 
 import numpy as np
 
-from skinexp.config import ConfigError
-from skinexp.scores import largest_component
+from skinexp.errors import ConfigError
 
 
 @dataclass
@@ -54,29 +53,25 @@ def load_trained(reference: str, tracking_cfg, base_dir: Path) -> TrainedModel:
     return TrainedModel(model, int(model.input_shape[1]), float(threshold), found, config)
 
 
-def predict_probabilities(model, images: np.ndarray, batch_size: int, tta: bool = False) -> np.ndarray:
-    """Probabilities (N, S, S, 1) float32 for uint8 images (N, S, S, 3); `tta` averages over flips.
+FLIPS = ((), (2,), (1,), (1, 2))  # identity, horizontal, vertical, both: each its own inverse
 
-    The flipped predictions are flipped back before averaging (identity, horizontal, vertical, both).
-    """
+
+def flip_averaged(predict_batch, batch: np.ndarray) -> np.ndarray:
+    """Test-time augmentation: `predict_batch` on every flip of `batch` (N, H, W, C), each prediction flipped
+    back before averaging, so a prediction that follows the image's content is returned unchanged."""
+    total = None
+    for axes in FLIPS:
+        flipped = np.flip(batch, axis=axes) if axes else batch
+        prediction = np.asarray(predict_batch(flipped), np.float32)
+        prediction = np.flip(prediction, axis=axes) if axes else prediction
+        total = prediction if total is None else total + prediction
+    return total / len(FLIPS)
+
+
+def predict_probabilities(model, images: np.ndarray, batch_size: int, tta: bool = False) -> np.ndarray:
+    """Probabilities (N, S, S, 1) float32 for uint8 images (N, S, S, 3); `tta` averages over flips."""
     outputs = []
     for start in range(0, len(images), batch_size):
         batch = np.asarray(images[start:start + batch_size], np.float32)
-        if not tta:
-            outputs.append(model.predict_on_batch(batch))
-            continue
-        total = np.zeros(batch.shape[:3] + (1,), np.float32)
-        for axes in ((), (2,), (1,), (1, 2)):
-            flipped = np.flip(batch, axis=axes) if axes else batch
-            prediction = np.asarray(model.predict_on_batch(flipped))
-            total += np.flip(prediction, axis=axes) if axes else prediction
-        outputs.append(total / 4)
+        outputs.append(flip_averaged(model.predict_on_batch, batch) if tta else model.predict_on_batch(batch))
     return np.concatenate([np.asarray(o, np.float32) for o in outputs])
-
-
-def to_masks(probabilities: np.ndarray, threshold: float, keep_largest: bool) -> np.ndarray:
-    """Binary masks (N, S, S, 1) uint8 {0, 1}; optionally only the largest connected component of each."""
-    masks = (probabilities > threshold).astype(np.uint8)
-    if keep_largest:
-        masks = np.stack([largest_component(mask) for mask in masks])
-    return masks

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import keras
 
+from skinexp.config.schema import LossName
+from skinexp.errors import ConfigError
+
 
 @keras.saving.register_keras_serializable(package="skinexp")
 class BCEDice(keras.losses.Loss):
@@ -21,9 +24,15 @@ class BCEDice(keras.losses.Loss):
         return {**super().get_config(), "dice_weight": self.dice_weight}
 
 
+LOSSES = {
+    LossName.bce: lambda loss_cfg: keras.losses.BinaryCrossentropy(name="bce"),
+    LossName.dice: lambda loss_cfg: keras.losses.Dice(name="dice_loss"),
+    LossName.bce_dice: lambda loss_cfg: BCEDice(dice_weight=loss_cfg.dice_weight),
+}
+
+
 def build_loss(loss_cfg) -> keras.losses.Loss:
-    if loss_cfg.name == "bce":
-        return keras.losses.BinaryCrossentropy(name="bce")
-    if loss_cfg.name == "dice":
-        return keras.losses.Dice(name="dice_loss")
-    return BCEDice(dice_weight=loss_cfg.dice_weight)
+    """The loss `loss.name` names; ConfigError for a name outside `LossName`."""
+    if loss_cfg.name not in LOSSES:
+        raise ConfigError(f"loss.name must be one of {LossName.names()}. Received: loss.name={loss_cfg.name}")
+    return LOSSES[loss_cfg.name](loss_cfg)

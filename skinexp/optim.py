@@ -3,10 +3,16 @@ from __future__ import annotations
 
 import keras
 
+from skinexp.config.schema import OptimName, Schedule
+from skinexp.errors import ConfigError
+
 
 def learning_rate(optim_cfg, steps_per_epoch: int, epochs: int):
     """A float, or a cosine schedule (with linear warm-up over `optim.warmup_epochs`) over the whole run."""
-    if optim_cfg.schedule != "cosine":
+    if optim_cfg.schedule not in tuple(Schedule):
+        raise ConfigError(f"optim.schedule must be one of {Schedule.names()}. "
+                          f"Received: optim.schedule={optim_cfg.schedule}")
+    if optim_cfg.schedule != Schedule.cosine:  # plateau: a callback lowers the constant rate
         return optim_cfg.lr
     warmup_steps = optim_cfg.warmup_epochs * steps_per_epoch
     decay_steps = max(1, epochs * steps_per_epoch - warmup_steps)
@@ -17,13 +23,19 @@ def learning_rate(optim_cfg, steps_per_epoch: int, epochs: int):
     return keras.optimizers.schedules.CosineDecay(optim_cfg.lr, decay_steps=decay_steps, alpha=0.01)
 
 
+OPTIMIZERS = {
+    OptimName.adam: lambda optim_cfg, lr: keras.optimizers.Adam(
+        learning_rate=lr, weight_decay=optim_cfg.weight_decay or None, clipnorm=optim_cfg.clipnorm),
+    OptimName.adamw: lambda optim_cfg, lr: keras.optimizers.AdamW(
+        learning_rate=lr, weight_decay=optim_cfg.weight_decay, clipnorm=optim_cfg.clipnorm),
+    OptimName.sgd: lambda optim_cfg, lr: keras.optimizers.SGD(
+        learning_rate=lr, momentum=optim_cfg.momentum, weight_decay=optim_cfg.weight_decay or None,
+        clipnorm=optim_cfg.clipnorm),
+}
+
+
 def build_optimizer(optim_cfg, steps_per_epoch: int, epochs: int) -> keras.optimizers.Optimizer:
-    lr = learning_rate(optim_cfg, steps_per_epoch, epochs)
-    decay = optim_cfg.weight_decay or None
-    if optim_cfg.name == "adamw":
-        return keras.optimizers.AdamW(learning_rate=lr, weight_decay=optim_cfg.weight_decay,
-                                      clipnorm=optim_cfg.clipnorm)
-    if optim_cfg.name == "sgd":
-        return keras.optimizers.SGD(learning_rate=lr, momentum=optim_cfg.momentum, weight_decay=decay,
-                                    clipnorm=optim_cfg.clipnorm)
-    return keras.optimizers.Adam(learning_rate=lr, weight_decay=decay, clipnorm=optim_cfg.clipnorm)
+    """The optimizer `optim.name` names, with its learning rate or schedule; ConfigError for an unknown name."""
+    if optim_cfg.name not in OPTIMIZERS:
+        raise ConfigError(f"optim.name must be one of {OptimName.names()}. Received: optim.name={optim_cfg.name}")
+    return OPTIMIZERS[optim_cfg.name](optim_cfg, learning_rate(optim_cfg, steps_per_epoch, epochs))

@@ -39,6 +39,13 @@ def sample_panel(images: np.ndarray, truths: np.ndarray, predictions: np.ndarray
     return np.concatenate(rows[:-1], axis=0)
 
 
+def close(figure) -> None:
+    """Free a figure once it is saved or logged (pyplot keeps every open figure alive)."""
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
+
+
 def curves_figure(history: dict[str, list[float]]):
     """The notebook's curves: loss, accuracy and IoU per epoch, train vs validation."""
     import matplotlib

@@ -41,14 +41,13 @@ from scipy import ndimage
 
 ISIC_JACCARD_THRESHOLD = 0.65
 
-_EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 # Erosion with the cross keeps pixels whose 4-neighbours are all foreground,
 # so the surface is every foreground pixel touching background sideways; this
 # matches medpy / nnU-Net (connectivity 1).
 _FOUR_CONNECTED = ndimage.generate_binary_structure(2, 1)
 
 
-def _as_mask(array: np.ndarray, name: str) -> np.ndarray:
+def as_mask(array: np.ndarray, name: str) -> np.ndarray:
     """Returns ``array`` as a 2-D bool mask, validating the shape contract."""
     array = np.asarray(array)
     if array.ndim == 3 and array.shape[-1] == 1:
@@ -69,7 +68,7 @@ def _as_mask_pair(truth, prediction) -> tuple[np.ndarray, np.ndarray]:
             f"Received: truth.shape={truth.shape}, "
             f"prediction.shape={prediction.shape}"
         )
-    return _as_mask(truth, "truth"), _as_mask(prediction, "prediction")
+    return as_mask(truth, "truth"), as_mask(prediction, "prediction")
 
 
 def _ratio(numerator: int, denominator: int, when_undefined: float) -> float:
@@ -177,18 +176,23 @@ def summarize(per_image: Sequence[Mapping[str, float]]) -> dict[str, float]:
     }
 
 
-def largest_component(mask: np.ndarray) -> np.ndarray:
-    """Keeps only the largest 8-connected foreground component of ``mask``.
+THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.05), 2)  # the grid `best_threshold` searches
 
-    ``mask`` is ``(H, W)`` or ``(H, W, 1)``, foreground ``> 0.5``. The result
-    has the same shape and dtype: the kept pixels keep their values, the rest
-    become 0 (False), sub-threshold values included. An empty mask comes back
-    all zeros. On a tie the component met first in row-major order wins.
+
+def best_threshold(probabilities: np.ndarray, masks: np.ndarray) -> tuple[float, float]:
+    """The threshold on ``THRESHOLDS`` that maximises dataset-level foreground IoU.
+
+    ``probabilities`` and ``masks`` have the same shape (any); a pixel is predicted foreground when its
+    probability is strictly above the threshold. Returns ``(threshold, iou)``; on a tie the lowest
+    threshold wins. A set with no foreground on either side scores IoU 1 at every threshold.
     """
-    foreground = _as_mask(mask, "mask")
-    labels, count = ndimage.label(foreground, structure=_EIGHT_CONNECTED)
-    kept = np.array(mask, copy=True)
-    # Label 0 is background, so an empty mask keeps nothing.
-    largest_label = 1 + int(np.argmax(np.bincount(labels.ravel())[1:])) if count else -1
-    kept[(labels != largest_label).reshape(kept.shape)] = 0
-    return kept
+    truth = np.asarray(masks).astype(bool).ravel()
+    flat = np.asarray(probabilities).ravel()
+    best = (0.5, -1.0)
+    for threshold in THRESHOLDS:
+        predicted = flat > threshold
+        union = np.count_nonzero(predicted | truth)
+        iou = np.count_nonzero(predicted & truth) / union if union else 1.0
+        if iou > best[1] + 1e-12:
+            best = (float(threshold), float(iou))
+    return best

@@ -5,8 +5,6 @@ every job resume the parent itself), so it works for in-process, joblib and subm
 """
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 from pathlib import Path
@@ -15,7 +13,6 @@ from typing import Any, Optional
 from hydra.experimental.callback import Callback
 
 SWEEP_KEYS_ENV = "SKINEXP_SWEEP_KEYS"
-_IGNORED_PARAMS = ("tracking.run_name", "resume")
 
 
 def swept_keys(config) -> list[str]:
@@ -50,6 +47,7 @@ class SweepTracker(Callback):
 
     def on_multirun_end(self, config, **kwargs: Any) -> None:
         from skinexp import tracking
+        from skinexp.compare import leaderboard, to_csv, to_markdown
 
         if self.parent_run_id is None:
             return
@@ -69,91 +67,13 @@ class SweepTracker(Callback):
               f"{to_markdown(table)}", flush=True)
 
 
-SHOWN_METRICS = ("best_val_iou", "val_dice", "val_loss", "best_epoch")
-
-
-def leaderboard(runs: list, metric: str = "val_iou") -> list[dict[str, Any]]:
-    """Rows sorted by the best value of `metric` (descending; losses ascending), failed runs last.
-
-    Each row: run_id, run_name, status, score, params (only those that differ between runs), metrics,
-    failure_reason.
-    """
-    all_params = [run.data.params for run in runs]
-    keys = sorted({k for params in all_params for k in params} - set(_IGNORED_PARAMS))
-    differing = [k for k in keys if len({params.get(k) for params in all_params}) > 1]
-    lower_is_better = metric.endswith("loss")
-    rows = []
-    for run in runs:
-        metrics = run.data.metrics
-        score = metrics.get(f"best_{metric}", metrics.get(metric, math.nan))
-        rows.append({
-            "run_id": run.info.run_id, "run_name": run.info.run_name, "status": run.info.status, "score": score,
-            "params": {k: run.data.params.get(k, "") for k in differing},
-            "metrics": {k: metrics[k] for k in SHOWN_METRICS if k in metrics},
-            "failure_reason": run.data.tags.get("failure_reason", ""),
-        })
-
-    def order(row):
-        bad = row["status"] != "FINISHED" or math.isnan(row["score"])
-        return (bad, row["score"] if lower_is_better else -row["score"] if not math.isnan(row["score"]) else 0)
-
-    return sorted(rows, key=order)
-
-
-def _columns(table: list[dict[str, Any]]) -> tuple[list[str], list[str], list[str]]:
-    params = list(table[0]["params"]) if table else []
-    metrics = [m for m in SHOWN_METRICS if any(m in row["metrics"] for row in table)]
-    return params, metrics, ["rank", "run_name", "status", "score", *params, *metrics, "run_id", "failure_reason"]
-
-
-def _cells(rank: int, row: dict[str, Any], params: list[str], metrics: list[str]) -> list[str]:
-    def fmt(value):
-        return f"{value:.4f}" if isinstance(value, float) and not float(value).is_integer() else (
-            str(int(value)) if isinstance(value, float) else str(value))
-
-    return [str(rank), row["run_name"], row["status"], fmt(row["score"]), *[row["params"][p] for p in params],
-            *[fmt(row["metrics"][m]) if m in row["metrics"] else "" for m in metrics], row["run_id"],
-            row["failure_reason"].splitlines()[0][:120] if row["failure_reason"] else ""]
-
-
-def to_csv(table: list[dict[str, Any]]) -> str:
-    params, metrics, header = _columns(table)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(header)
-    for rank, row in enumerate(table, 1):
-        writer.writerow(_cells(rank, row, params, metrics))
-    return out.getvalue()
-
-
-def to_markdown(table: list[dict[str, Any]]) -> str:
-    params, metrics, header = _columns(table)
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for rank, row in enumerate(table, 1):
-        lines.append("| " + " | ".join(c.replace("|", "/") for c in _cells(rank, row, params, metrics)) + " |")
-    return "\n".join(lines)
-
-
-def compare(args: list[str]) -> int:
-    """`python -m skinexp compare [sweep=<parent run id | name>] [experiment=skinexp] [metric=val_iou] [uri=...]`."""
-    import mlflow
-
+def end_unfinished_sweep(error: BaseException) -> None:
+    """A sweep that stopped before its end (a job that did not compose, an interrupt) ends its parent run
+    FAILED or KILLED instead of leaving it RUNNING."""
     from skinexp import tracking
-    from skinexp.cli import fail, parse_options
 
-    options = parse_options("compare", args, {"sweep": "", "experiment": "skinexp", "metric": "val_iou",
-                                              "uri": "sqlite:///runs/mlflow.db"})
-    uri = tracking.resolve_uri(options["uri"], Path.cwd())
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
-        fail(f"no MLflow store here; train first or pass uri=. Received: uri={options['uri']}")
-    mlflow.set_tracking_uri(uri)
-    try:
-        parent = tracking.find_sweep(options["experiment"], options["sweep"] or None)
-    except tracking.TrackingError as error:
-        fail(str(error))
-    table = leaderboard(tracking.child_runs(parent.info.run_id), options["metric"])
-    finished = sum(row["status"] == "FINISHED" for row in table)
-    print(f"sweep {parent.info.run_name} ({parent.info.run_id}, {parent.info.status}): {len(table)} jobs, "
-          f"{finished} finished, {len(table) - finished} failed; ranked by best {options['metric']}\n")
-    print(to_markdown(table))
-    return 0
+    parent_run_id = os.environ.pop(tracking.PARENT_RUN_ENV, None)
+    if parent_run_id is None:
+        return
+    status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
+    tracking.end_parent_run(parent_run_id, status, f"{type(error).__name__}: {error}")

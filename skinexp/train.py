@@ -13,11 +13,14 @@ from typing import Optional
 import numpy as np
 
 from skinexp import tracking
-from skinexp.config import validate_train
-from skinexp.data import DataSplits, load_splits
-from skinexp.plots import curves_figure
-
-THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.05), 2)
+from skinexp.config.checks import check_train
+from skinexp.config.schema import Schedule, Strategy
+from skinexp.data.sources import load_splits
+from skinexp.data.types import DataSplits
+from skinexp.errors import Terminated
+from skinexp.plots import close, curves_figure
+from skinexp.resume import ResumeState
+from skinexp.scores import best_threshold
 
 
 @dataclass
@@ -48,46 +51,12 @@ def configure_runtime(train_cfg, job_number: int = 0) -> None:
     keras.utils.set_random_seed(train_cfg.seed)
     if train_cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
-    keras.mixed_precision.set_global_policy(train_cfg.precision)
-
-
-def best_threshold(probabilities: np.ndarray, masks: np.ndarray) -> tuple[float, float]:
-    """The threshold in 0.05..0.95 maximising dataset-level foreground IoU; returns (threshold, iou)."""
-    truth = masks.astype(bool).ravel()
-    flat = probabilities.ravel()
-    best = (0.5, -1.0)
-    for threshold in THRESHOLDS:
-        predicted = flat > threshold
-        union = np.count_nonzero(predicted | truth)
-        iou = np.count_nonzero(predicted & truth) / union if union else 1.0
-        if iou > best[1] + 1e-12:
-            best = (float(threshold), float(iou))
-    return best
+    keras.mixed_precision.set_global_policy(str(train_cfg.precision))
 
 
 def _steps(count: int, batch_size: int, cap: Optional[int]) -> int:
     steps = math.ceil(count / batch_size)
     return min(steps, cap) if cap else steps
-
-
-@dataclass
-class ResumeState:
-    """Where an interrupted run stopped: its MLflow run, checkpoint directory and finished epochs."""
-
-    run_id: str
-    checkpoint_dir: Path
-    epoch: int  # epochs finished
-    best: float  # best value of train.checkpoint_monitor so far
-    history: dict[str, list[float]]  # per-epoch metrics logged so far
-    last_logs: dict[str, float]  # Keras metrics of the last finished epoch (state.json)
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the run ends FAILED and the CLI exits with status 2."""
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C: the run ends KILLED and the last finished epoch stays resumable."""
 
 
 def _on_sigterm(signum, frame):
@@ -115,7 +84,7 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
     After every epoch the model, optimizer state and epoch are kept in `<output_dir>/checkpoints`
     (`last.keras`, `state.json`); SIGINT or SIGTERM end the run KILLED with that state intact.
     """
-    validate_train(cfg)
+    check_train(cfg)
     splits = splits or load_splits(cfg.dataset)
     for warning in splits.warnings:
         print(f"skinexp: warning: {warning}", file=sys.stderr)
@@ -150,8 +119,8 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
     epoch_logger = EpochLogger(train_images_per_epoch=min(len(splits.train), steps_per_epoch * train_cfg.batch_size))
     if resume:
         epoch_logger.history = {key: list(values) for key, values in resume.history.items()}
-    checkpoint = keras.callbacks.ModelCheckpoint(best_path, monitor=train_cfg.checkpoint_monitor,
-                                                 mode=_mode(train_cfg.checkpoint_monitor), save_best_only=True,
+    checkpoint = keras.callbacks.ModelCheckpoint(best_path, monitor=str(train_cfg.checkpoint_monitor), mode="auto",
+                                                 save_best_only=True,
                                                  initial_value_threshold=resume.best if resume else None)
     callbacks = [
         DivergenceGuard(),
@@ -163,14 +132,14 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
                     from_start=resume is None),
         DeferInterrupts(block=False),
     ]
-    if cfg.optim.schedule == "plateau":
+    if cfg.optim.schedule == Schedule.plateau:
         callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2, min_lr=1e-6))
     if train_cfg.early_stopping:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_iou", mode="max",
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_iou", mode="auto",
                                                        patience=train_cfg.early_stopping))
 
     run_tags = {**tracking.source_tags(), "dataset_fingerprint": splits.fingerprint(),
-                "dataset": cfg.dataset.name, "model_parameters": str(model.count_params()), **(tags or {})}
+                "dataset": str(cfg.dataset.name), "model_parameters": str(model.count_params()), **(tags or {})}
     previous_handler = _install_sigterm()
     try:
         with tracking.run(experiment_id, run_name, parent_run_id=parent_run_id, tags=run_tags,
@@ -184,10 +153,16 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
                 tracking.log_text(json.dumps({"train": splits.train.ids, "val": splits.val.ids,
                                               "test": splits.test.ids if splits.test else []}, indent=1),
                                   "data/split_ids.json")
-            model.fit(train_data, validation_data=val_data, epochs=train_cfg.epochs, callbacks=callbacks,
-                      initial_epoch=resume.epoch if resume else 0,
-                      steps_per_epoch=steps_per_epoch if train_cfg.max_steps_per_epoch else None,
-                      verbose=train_cfg.verbose, shuffle=False)  # the dataset shuffles itself
+            try:
+                model.fit(train_data, validation_data=val_data, epochs=train_cfg.epochs, callbacks=callbacks,
+                          initial_epoch=resume.epoch if resume else 0,
+                          steps_per_epoch=steps_per_epoch if train_cfg.max_steps_per_epoch else None,
+                          verbose=train_cfg.verbose, shuffle=False)  # the dataset shuffles itself
+            except KeyboardInterrupt as interrupt:  # what the entry point tells the user
+                interrupt.epochs_done = len(epoch_logger.history.get("loss", []))
+                interrupt.epochs = train_cfg.epochs
+                interrupt.resumable = interrupt.epochs_done > 0
+                raise
 
             history = epoch_logger.history
             val_iou = history.get("val_iou", [float("nan")])
@@ -198,7 +173,9 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
             tracking.log_metrics({"best_val_iou": float(np.nanmax(val_iou)), "best_epoch": best_epoch,
                                   "best_threshold": threshold, "val_iou_at_best_threshold": threshold_iou},
                                  step=len(val_iou))
-            tracking.log_figure(curves_figure(history), "curves.png")
+            curves = curves_figure(history)
+            tracking.log_figure(curves, "curves.png")
+            close(curves)
             tracking.log_artifact(best_path, "checkpoints")
             if cfg.tracking.log_model:
                 sample = splits.val.images[:2].astype(np.float32)
@@ -237,12 +214,8 @@ def _restore_sigterm(previous) -> None:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _mode(monitor: str) -> str:
-    """Keras' checkpoint mode: losses go down, every other metric we log goes up."""
-    return "min" if monitor.endswith("loss") else "max"
-
-
-def _strategy(name: str):
+def _strategy(name: Strategy):
     import tensorflow as tf
 
-    return tf.distribute.MirroredStrategy() if name == "mirrored" else tf.distribute.get_strategy()
+    strategies = {Strategy.default: tf.distribute.get_strategy, Strategy.mirrored: tf.distribute.MirroredStrategy}
+    return strategies[name]()

@@ -10,22 +10,19 @@ import socket
 import sys
 from pathlib import Path
 
-DEFAULTS = {"port": "5000", "host": "127.0.0.1", "uri": "sqlite:///runs/mlflow.db", "experiment": "skinexp",
-            "artifact_root": "runs/artifacts", "workers": "1"}
+from skinexp.config.schema import DEFAULT_TRACKING
+from skinexp.errors import ConfigError
+from skinexp.options import parse_options, usage, wants_help
 
-
-def _options(args: list[str]) -> dict[str, str]:
-    from skinexp.cli import parse_options
-
-    return parse_options("ui", args, DEFAULTS)
+UI_HOST, UI_PORT = "127.0.0.1", int(os.environ.get("SKINEXP_UI_PORT", "5000"))
+DEFAULTS = {"port": str(UI_PORT), "host": UI_HOST, "uri": DEFAULT_TRACKING.uri,
+            "experiment": DEFAULT_TRACKING.experiment, "artifact_root": DEFAULT_TRACKING.artifact_root, "workers": "1"}
 
 
 def _free_port(host: str, port_text: str) -> int:
     """The port as an int once we know nothing listens on it, so the failure is one line and not a traceback."""
-    from skinexp.cli import fail
-
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        fail(f"ui port must be a number from 1 to 65535. Received: port={port_text}")
+        raise ConfigError(f"ui port must be a number from 1 to 65535. Received: port={port_text}")
     port = int(port_text)
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         # As uvicorn does: connections of a previous UI left in TIME_WAIT must not count as "in use".
@@ -33,8 +30,8 @@ def _free_port(host: str, port_text: str) -> int:
         try:
             probe.bind((host, port))
         except OSError as error:
-            fail(f"cannot serve the UI on {host}:{port} ({error.strerror}); stop what uses it or pick another "
-                 f"port (make ui UI_PORT=5001). Received: port={port}")
+            raise ConfigError(f"cannot serve the UI on {host}:{port} ({error.strerror}); stop what uses it or pick "
+                              f"another port (make ui UI_PORT=5001). Received: port={port}") from None
     return port
 
 
@@ -42,15 +39,17 @@ def ui_command(args: list[str]) -> int:
     """Create the store and experiment if needed, print the runs-table URL, then run `mlflow ui` in place."""
     from types import SimpleNamespace
 
-    from skinexp.cli import fail
     from skinexp.tracking import prepare_store, resolve_uri, runs_page_url
 
-    options = _options(args)
+    if wants_help(args):
+        print(usage("ui", DEFAULTS))
+        return 0
+    options = parse_options("ui", args, DEFAULTS)
     if options["uri"].startswith(("http://", "https://")):
-        fail(f"ui serves a local store (sqlite:///... or a folder); a tracking server has its own UI at its "
-             f"address. Received: uri={options['uri']}")
+        raise ConfigError(f"ui serves a local store (sqlite:///... or a folder); a tracking server has its own UI "
+                          f"at its address. Received: uri={options['uri']}")
     if not options["workers"].isdigit() or int(options["workers"]) < 1:
-        fail(f"ui workers must be a positive number. Received: workers={options['workers']}")
+        raise ConfigError(f"ui workers must be a positive number. Received: workers={options['workers']}")
     port = _free_port(options["host"], options["port"])
     tracking = SimpleNamespace(uri=options["uri"], experiment=options["experiment"],
                                artifact_root=options["artifact_root"])

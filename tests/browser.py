@@ -135,24 +135,18 @@ class Server:
 
 
 class BrowserUnavailable(RuntimeError):
-    """Chromium is missing and cannot be installed here; tests skip with this message."""
+    """Chromium is missing; tests skip with this message."""
 
 
-def find_or_install_chromium(install_timeout: float = 600) -> str:
-    """The path of Debian's `chromium`, installing it with apt-get when missing and running as root."""
-    path = shutil.which("chromium")
-    if path:
-        return path
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise BrowserUnavailable("headless Chromium is missing: run `apt-get install -y chromium` as root")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
-        result = subprocess.run(command, capture_output=True, text=True, timeout=install_timeout, env=env)
-        if result.returncode != 0:
-            raise BrowserUnavailable(f"`{' '.join(command)}` failed: {result.stderr.strip()[-500:]}")
+def find_chromium() -> str:
+    """The path of Debian's `chromium`; BrowserUnavailable (the tests skip) when it is missing.
+
+    Tests never install it: `make test-deps` does (as root), and `make test-slow` runs that first.
+    """
     path = shutil.which("chromium")
     if not path:
-        raise BrowserUnavailable("apt-get installed chromium but it is not on PATH")
+        raise BrowserUnavailable("headless Chromium is missing: run `make test-deps` (as root), or "
+                                 "`apt-get install -y chromium`")
     return path
 
 
@@ -177,7 +171,7 @@ class Browser:
             os.dup2(write_end, 4)
 
         self.process = subprocess.Popen(
-            [chromium or find_or_install_chromium(), *CHROMIUM_FLAGS, "--remote-debugging-pipe",
+            [chromium or find_chromium(), *CHROMIUM_FLAGS, "--remote-debugging-pipe",
              f"--user-data-dir={self.profile}", f"--window-size={width},{height}", "about:blank"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             preexec_fn=wire_pipes, pass_fds=(3, 4), start_new_session=True)

@@ -1,9 +1,14 @@
-"""Shared fixtures: composed configs, a temp MLflow store, tiny training overrides, a CLI runner."""
+"""Shared fixtures: composed configs, a temp MLflow store, tiny training overrides, and two ways to run a
+command: in this process (`run_main`, the default: TensorFlow is imported once per session) and in a
+subprocess (`run_cli`, for what only a process shows: exit statuses, signals, the README's commands)."""
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,11 +29,31 @@ TINY = [
 ]
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> dict[str, str]:
-    """A fresh SQLite store and artifact root in a temp dir, as overrides and as a URI."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    return {"uri": uri, "overrides": [f"tracking.uri={uri}", f"tracking.artifact_root={tmp_path / 'artifacts'}"]}
+@dataclass
+class Result:
+    """What a command left behind, in the shape of `subprocess.CompletedProcess`."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_main(*args: str, cwd: Path) -> Result:
+    """`python -m skinexp ARGS` in this process, from `cwd`: the real entry point, Hydra and jobs."""
+    from skinexp.__main__ import main
+
+    out, err = io.StringIO(), io.StringIO()
+    previous_dir, previous_argv = Path.cwd(), list(sys.argv)
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(args))
+    except SystemExit as exit_:  # argparse (Hydra's own flags) exits
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    finally:
+        os.chdir(previous_dir)
+        sys.argv = previous_argv
+    return Result(code, out.getvalue(), err.getvalue())
 
 
 def run_cli(*args: str, cwd: Path, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -38,16 +63,64 @@ def run_cli(*args: str, cwd: Path, timeout: float = 600, env: dict | None = None
                           timeout=timeout, env=full_env)
 
 
+def error_line(result) -> str:
+    """The one `skinexp: error:` line of a refused command (exit 2, no traceback); fails otherwise."""
+    assert result.returncode == 2, (result.stdout[-2000:], result.stderr[-3000:])
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip() and not _is_tensorflow_chatter(line)]
+    assert len(lines) == 1 and lines[0].startswith("skinexp: error:"), result.stderr[-3000:]
+    return lines[0]
+
+
+def _is_tensorflow_chatter(line: str) -> bool:
+    import re
+
+    return bool(re.match(r"(WARNING: All log messages before absl|[IWE]\d{4} |To enable the following)", line))
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> dict[str, str]:
+    """A fresh SQLite store and artifact root in a temp dir, as overrides and as a URI."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    return {"uri": uri, "overrides": [f"tracking.uri={uri}", f"tracking.artifact_root={tmp_path / 'artifacts'}"]}
+
+
 @pytest.fixture
 def cli():
     return run_cli
 
 
 @pytest.fixture
+def main():
+    return run_main
+
+
+@pytest.fixture
 def compose():
-    from skinexp.cli import compose as compose_config
+    from skinexp.config.compose import compose as compose_config
 
     return compose_config
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """One tiny training run, shared by the tests that read a run back (train, evaluate, predict, rerun).
+
+    20 synthetic images at 32 px: 5 held out for test, 3 for validation; 2 epochs, samples every epoch.
+    """
+    from mlflow.tracking import MlflowClient
+
+    workdir = tmp_path_factory.mktemp("trained")
+    uri = f"sqlite:///{workdir / 'store' / 'mlflow.db'}"
+    result = run_main("train", *TINY, "dataset.num_samples=20", "dataset.test_split=0.25", "train.sample_every=1",
+                      "model.filters=6", "optim.lr=1e-3", f"tracking.uri={uri}", "tracking.experiment=e2e",
+                      cwd=workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("e2e")
+    (run,) = client.search_runs([experiment.experiment_id])
+    return {"result": result, "client": client, "run": run, "experiment": experiment, "workdir": workdir,
+            "uri": uri}
 
 
 @pytest.fixture

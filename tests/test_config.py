@@ -1,12 +1,17 @@
-"""Config composition, the contract's key names, and each rejected value (exit 2, one line, no TensorFlow)."""
+"""Config composition, the contract's key names, typed choices, and each rejected value (one line, exit 2,
+no TensorFlow)."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 
-from skinexp.config import ConfigError, validate_train
+from conftest import REPO
+from skinexp.config.checks import check_train
+from skinexp.errors import ConfigError
 
 
 def test_defaults_compose_with_contract_keys(compose):
@@ -14,18 +19,17 @@ def test_defaults_compose_with_contract_keys(compose):
     assert cfg.dataset.name == "synthetic" and cfg.dataset.image_size == 128 and cfg.dataset.val_split == 0.2
     assert cfg.model.name == "unet" and cfg.optim.name == "adam" and cfg.optim.lr == 1e-4
     assert cfg.loss.name == "bce"
-    for key in ("epochs", "batch_size", "seed", "sample_every"):
-        assert key in cfg.train
-    for key in ("uri", "experiment", "run_name"):
-        assert key in cfg.tracking
-    for key in ("depth", "filters", "dropout", "batchnorm", "upsample"):
-        assert key in cfg.model
-    validate_train(cfg)
+    assert (cfg.train.epochs, cfg.train.batch_size, cfg.train.seed, cfg.train.sample_every) == (8, 8, 42, 1)
+    assert (cfg.tracking.uri, cfg.tracking.experiment, cfg.tracking.run_name) == (
+        "sqlite:///runs/mlflow.db", "skinexp", None)
+    assert (cfg.model.depth, cfg.model.filters, cfg.model.dropout, cfg.model.batchnorm, cfg.model.upsample) == (
+        4, 16, 0.0, False, "upsampling")
+    check_train(cfg)
 
 
 @pytest.mark.parametrize("group", ["optim=adamw", "optim=sgd", "loss=dice", "loss=bce_dice", "model=unet_seed"])
 def test_group_options_compose(compose, group):
-    validate_train(compose("train", [group]))
+    check_train(compose("train", [group]))
 
 
 def test_unet_seed_is_the_notebook(compose):
@@ -48,56 +52,136 @@ def test_unet_seed_is_the_notebook(compose):
 )
 def test_rejected_values_name_key_and_value(compose, override, key, received):
     with pytest.raises(ConfigError) as error:
-        validate_train(compose("train", [override]))
+        check_train(compose("train", [override]))
     assert f"{key}={received}" in str(error.value)
 
 
+@pytest.mark.parametrize("override, allowed", [
+    ("model.upsample=nearest", "[upsampling, transpose]"),
+    ("optim.name=rmsprop", "[adam, adamw, sgd]"),
+    ("optim.schedule=linear", "[constant, cosine, plateau]"),
+    ("loss.name=focal", "[bce, dice, bce_dice]"),
+    ("augment.name=custom", "[none, light, strong]"),  # no file or doc defines `custom`
+    ("train.precision=float64", "[float32, mixed_float16, mixed_bfloat16]"),
+    ("train.strategy=tpu", "[default, mirrored]"),
+    ("dataset.cache=ram", "[memory, disk]"),
+    ("train.checkpoint_monitor=val_dic", "val_dice"),  # a typo fails at composition, not after training
+])
+def test_a_bad_choice_fails_at_composition_with_the_allowed_values(compose, override, allowed):
+    with pytest.raises(ConfigError) as error:
+        compose("train", [override])
+    message = str(error.value)
+    assert override in message and allowed in message and "\n" not in message
+    assert "full_key" not in message and "object_type" not in message
+
+
+def test_checkpoint_monitor_takes_every_metric_a_run_logs(compose):
+    from skinexp.config.schema import Monitor
+    from skinexp.resume import LOGGED_METRICS
+
+    keras_logged = {name for name in LOGGED_METRICS if name not in ("images_per_sec", "epoch_seconds",
+                                                                    "learning_rate")}
+    assert {m.value for m in Monitor} == keras_logged
+    assert compose("train", ["train.checkpoint_monitor=val_dice"]).train.checkpoint_monitor == "val_dice"
+
+
+@pytest.mark.parametrize("build, section", [
+    ("skinexp.losses:build_loss", SimpleNamespace(name="focal", dice_weight=1.0)),
+    ("skinexp.optim:build_optimizer", SimpleNamespace(name="rmsprop", lr=1e-3, schedule="constant",
+                                                      weight_decay=0.0, clipnorm=None, momentum=0.9)),
+    ("skinexp.data.sources:load_source", SimpleNamespace(name="hdf5")),
+])
+def test_builders_raise_on_an_unknown_name_instead_of_a_default(build, section):
+    import importlib
+
+    module, function = build.split(":")
+    builder = getattr(importlib.import_module(module), function)
+    args = (section, 10, 2) if function == "build_optimizer" else (section,)
+    with pytest.raises(Exception, match=f"Received: .*{section.name}"):
+        builder(*args)
+
+
 def test_depth_must_leave_a_2x2_bottleneck(compose):
-    validate_train(compose("train", ["dataset.image_size=64", "model.depth=5"]))  # 2x2 at the bottleneck
+    check_train(compose("train", ["dataset.image_size=64", "model.depth=5"]))  # 2x2 at the bottleneck
     with pytest.raises(ConfigError, match="model.depth=6 with dataset.image_size=64"):
-        validate_train(compose("train", ["dataset.image_size=64", "model.depth=6"]))
+        check_train(compose("train", ["dataset.image_size=64", "model.depth=6"]))
     with pytest.raises(ConfigError, match="model.depth=4 with dataset.image_size=72"):
-        validate_train(compose("train", ["dataset.image_size=72", "model.depth=4"]))
+        check_train(compose("train", ["dataset.image_size=72", "model.depth=4"]))
 
 
-@pytest.mark.parametrize(
-    "override, expected",
-    [
-        ("model.filters=0", "model.filters=0"),
-        ("model.depth=9", "model.depth=9"),
-        ("dataset.val_split=1.5", "dataset.val_split=1.5"),
-        ("optim.lr=0", "optim.lr=0"),
-        ("model.filters=abc", "model.filters=abc"),  # a type error found by the schema
-        ("model.fliters=8", "fliters"),  # an unknown key
-        ("optim=rmsprop", "rmsprop"),  # an unknown group option
-    ],
-)
-def test_cli_rejects_with_one_line_exit_2_and_no_tensorflow(override, expected):
+def test_experiment_works_without_and_with_the_plus(compose, main, tmp_path):
+    plain = compose("train", ["experiment=isic_cpu"])
+    assert plain.dataset.name == "folder" and plain.train.epochs == 40 and plain.tracking.experiment == "isic"
+    for form in ("experiment=isic_cpu", "+experiment=isic_cpu"):
+        printed = main("train", "--cfg", "job", form, cwd=tmp_path)
+        assert printed.returncode == 0, printed.stderr
+        assert "epochs: 40" in printed.stdout and "experiment: isic" in printed.stdout
+
+
+def test_one_hydra_default_holds_the_output_directories():
+    import os
+
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from skinexp.config.compose import conf_dir, register
+
+    for name in ("train", "evaluate", "predict"):  # none repeats the run and sweep directories
+        top = OmegaConf.load(REPO / "conf" / f"{name}.yaml")
+        assert "hydra: default" in OmegaConf.to_yaml(top.defaults) and "run" not in top.get("hydra", {})
+    register()
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        cfg = hydra_compose("train", return_hydra_config=True)
+    run_dir = OmegaConf.to_container(cfg.hydra.run, resolve=True)["dir"]
+    assert run_dir.startswith("runs/train/") and run_dir.endswith(f"-{os.getpid()}")  # two processes, two dirs
+    assert cfg.hydra.sweep.dir.startswith("runs/multirun/")
+
+
+REJECTED = [
+    ("model.filters=0", "model.filters=0"),
+    ("model.depth=9", "model.depth=9"),
+    ("dataset.val_split=1.5", "dataset.val_split=1.5"),
+    ("optim.lr=0", "optim.lr=0"),
+    ("model.filters=abc", "model.filters=abc"),  # a type error found by the schema
+    ("model.fliters=8", "fliters"),  # an unknown key
+    ("optim=rmsprop", "rmsprop"),  # an unknown group option
+    ("train.checkpoint_monitor=val_dic", "val_dic"),
+]
+
+
+def test_cli_rejects_with_one_line_exit_2_and_no_tensorflow():
+    """One process for every case: the real entry point, stderr per call, and TensorFlow never imported."""
     code = (
-        "import sys\n"
+        "import contextlib, io, json, sys\n"
         "from skinexp.__main__ import main\n"
-        "try:\n"
-        f"    main(['train', {override!r}])\n"
-        "except SystemExit as exit:\n"
-        "    print('EXIT', exit.code)\n"
-        "print('TF', 'tensorflow' in sys.modules)\n"
+        "results = []\n"
+        f"for override in {[o for o, _ in REJECTED]!r}:\n"
+        "    err = io.StringIO()\n"
+        "    with contextlib.redirect_stderr(err):\n"
+        "        status = main(['train', override])\n"
+        "    results.append([status, err.getvalue()])\n"
+        "print(json.dumps({'results': results, 'tf': 'tensorflow' in sys.modules}))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert "EXIT 2" in result.stdout and "TF False" in result.stdout, result.stdout + result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("skinexp: error:") and expected in lines[0]
-    assert "Traceback" not in result.stderr
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["tf"] is False
+    for (override, expected), (status, stderr) in zip(REJECTED, report["results"]):
+        lines = [line for line in stderr.splitlines() if line.strip()]
+        assert status == 2, (override, stderr)
+        assert len(lines) == 1 and lines[0].startswith("skinexp: error:") and expected in lines[0], (override, stderr)
+        assert "Traceback" not in stderr
 
 
-def test_help_lists_commands(cli, tmp_path):
-    result = cli("--help", cwd=tmp_path)
+def test_help_lists_commands(main, tmp_path):
+    result = main("--help", cwd=tmp_path)
     assert result.returncode == 0
     for command in ("train", "evaluate", "predict", "data", "compare", "rerun", "runs", "ui"):
         assert command in result.stdout
 
 
-def test_train_cfg_job_prints_config_from_any_directory(cli, tmp_path):
-    result = cli("train", "--cfg", "job", "model.filters=64", cwd=tmp_path)
+def test_train_cfg_job_prints_config_from_any_directory(main, tmp_path):
+    result = main("train", "--cfg", "job", "model.filters=64", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "filters: 64" in result.stdout and "image_size: 128" in result.stdout

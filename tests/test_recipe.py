@@ -19,8 +19,8 @@ from conftest import TINY
     pytest.param(["optim=sgd", "optim.schedule=plateau", "loss=dice", "augment=light",
                   "train.checkpoint_monitor=val_iou"], marks=pytest.mark.slow),
 ], ids=["mirrored", "bfloat16", "float16", "xla", "recipe-cosine", "recipe-plateau"])
-def test_option_trains_to_a_finished_run(cli, tmp_path, store, options):
-    result = cli("train", *TINY, "tracking.log_model=false", *options, *store["overrides"], cwd=tmp_path)
+def test_option_trains_to_a_finished_run(main, tmp_path, store, options):
+    result = main("train", *TINY, "tracking.log_model=false", *options, *store["overrides"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     client = MlflowClient(store["uri"])
     (run,) = client.search_runs([client.get_experiment_by_name("skinexp").experiment_id])
@@ -48,7 +48,7 @@ def test_mixed_precision_keeps_a_float32_output(compose):
 
 
 def test_seed_notebook_preset_is_the_notebook(compose):
-    cfg = compose("train", ["+experiment=seed_notebook"])
+    cfg = compose("train", ["experiment=seed_notebook"])
     assert (cfg.model.name, cfg.model.filters, cfg.model.depth, cfg.model.dropout) == ("unet_seed", 64, 4, 0.5)
     assert cfg.model.two_channel_head and not cfg.model.batchnorm
     assert (cfg.dataset.image_size, cfg.dataset.val_split) == (256, 0.2)
@@ -57,12 +57,12 @@ def test_seed_notebook_preset_is_the_notebook(compose):
     assert (cfg.train.batch_size, cfg.train.epochs, cfg.train.checkpoint_monitor) == (4, 30, "loss")
 
 
-@pytest.mark.parametrize("preset", ["+experiment=isic_cpu", "+experiment=isic_gpu", "debug=fast"])
+@pytest.mark.parametrize("preset", ["+experiment=isic_cpu", "experiment=isic_gpu", "debug=fast"])
 def test_presets_compose_and_validate(compose, preset):
-    from skinexp.config import validate_train
+    from skinexp.config.checks import check_train
 
-    cfg = compose("train", [preset])
-    validate_train(cfg)
+    cfg = compose("train", [preset.lstrip("+")])
+    check_train(cfg)
     if "isic" in preset:
         assert cfg.dataset.name == "folder" and cfg.dataset.test_split > 0
     if preset.endswith("isic_gpu"):

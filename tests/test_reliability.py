@@ -1,6 +1,7 @@
 """Interrupts and resume, hard kills and stale runs, NaN, same-second jobs, determinism and rerun.
 
-Real signals go to a real training subprocess; the MLflow store is read back after each step.
+Real signals go to a real training subprocess (slow tests); the rest run in this process. The MLflow store is
+read back after each step.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import TINY
+from conftest import TINY, error_line
 
 LONG = [*TINY, "dataset.num_samples=40", "train.epochs=40", "tracking.log_model=false"]
 
@@ -65,17 +66,22 @@ def _interrupt(tmp_path: Path, signum: int, exit_status: int):
     assert process.returncode == exit_status, stderr[-2000:]
     client, run = _only_run(uri)
     assert run.info.status == "KILLED"
-    assert f"resume={run.info.run_id}" in stderr
     finished = _state_epoch(tmp_path)
+    what = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted"
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith(f"skinexp: {what} after epoch ") and last.endswith(
+        f"of 40; run {run.info.run_id} is KILLED; continue with: python -m skinexp train resume={run.info.run_id}")
     assert _steps(client, run.info.run_id) == list(range(1, finished + 1))
     assert (next(tmp_path.glob("runs/train/*/*/checkpoints")) / "last.keras").is_file()
     return uri, run, finished
 
 
+@pytest.mark.slow
 def test_sigterm_ends_the_run_killed_with_exit_143_and_the_last_epoch_kept(tmp_path):
     _interrupt(tmp_path, signal.SIGTERM, 143)
 
 
+@pytest.mark.slow
 def test_sigint_ends_killed_and_resume_continues_the_same_run(tmp_path, cli):
     uri, run, finished = _interrupt(tmp_path, signal.SIGINT, 130)
 
@@ -92,6 +98,7 @@ def test_sigint_ends_killed_and_resume_continues_the_same_run(tmp_path, cli):
     assert resumed.data.tags["resumed_from_epoch"] == str(finished)
 
 
+@pytest.mark.slow
 def test_sigkill_leaves_a_stale_run_that_runs_lists_fixes_and_resume_continues(tmp_path, cli):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     process = _start(tmp_path, *LONG, f"tracking.uri={uri}")
@@ -117,16 +124,15 @@ def test_sigkill_leaves_a_stale_run_that_runs_lists_fixes_and_resume_continues(t
     assert steps == list(range(1, finished + 2)) and client.get_run(run.info.run_id).info.status == "FINISHED"
 
 
-def test_nan_loss_stops_at_once_fails_the_run_and_exits_2(tmp_path, cli, store):
-    result = cli("train", *TINY, "optim=sgd", "optim.lr=1e30", "train.epochs=5", *store["overrides"], cwd=tmp_path)
-    assert result.returncode == 2
-    last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("skinexp: error: training loss became nan") and "Traceback" not in result.stderr
+def test_nan_loss_stops_at_once_fails_the_run_and_exits_2(tmp_path, main, store):
+    result = main("train", *TINY, "optim=sgd", "optim.lr=1e30", "train.epochs=5", *store["overrides"], cwd=tmp_path)
+    assert error_line(result).startswith("skinexp: error: training loss became nan")
     client, run = _only_run(store["uri"])
     assert run.info.status == "FAILED" and "TrainingDiverged" in run.data.tags["failure_reason"]
     assert len(client.get_metric_history(run.info.run_id, "val_loss")) <= 1
 
 
+@pytest.mark.slow
 def test_jobs_started_in_the_same_second_get_distinct_output_dirs(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     subprocess.run([sys.executable, "-c", f"import mlflow; mlflow.set_tracking_uri('{uri}'); "
@@ -143,11 +149,11 @@ def test_jobs_started_in_the_same_second_get_distinct_output_dirs(tmp_path):
     assert all(len(list(Path(d).glob("checkpoints/best.keras"))) == 1 for d in dirs)
 
 
-def test_deterministic_runs_repeat_exactly_and_rerun_reproduces_val_iou(tmp_path, cli, store):
+def test_deterministic_runs_repeat_exactly_and_rerun_reproduces_val_iou(tmp_path, main, store):
     args = [*TINY, "train.epochs=3", "train.deterministic=true", "augment=light", "model.dropout=0.2",
             "tracking.log_model=false", *store["overrides"]]
-    first = cli("train", *args, cwd=tmp_path)
-    second = cli("train", *args, cwd=tmp_path)
+    first = main("train", *args, cwd=tmp_path)
+    second = main("train", *args, cwd=tmp_path)
     assert first.returncode == 0 and second.returncode == 0, first.stderr[-2000:] + second.stderr[-2000:]
     client = MlflowClient(store["uri"])
     a, b = sorted(client.search_runs([client.get_experiment_by_name("skinexp").experiment_id]),
@@ -160,7 +166,7 @@ def test_deterministic_runs_repeat_exactly_and_rerun_reproduces_val_iou(tmp_path
     for tag in ("git_commit", "git_dirty", "dataset_fingerprint", "version.tensorflow"):
         assert a.data.tags[tag] == b.data.tags[tag]
 
-    rerun = cli("rerun", a.info.run_id, f"tracking.uri={store['uri']}", cwd=tmp_path)
+    rerun = main("rerun", a.info.run_id, f"tracking.uri={store['uri']}", cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     (c,) = client.search_runs([a.info.experiment_id], f"tags.rerun_of = '{a.info.run_id}'")
     assert c.info.run_name == f"{a.info.run_name} (rerun)"

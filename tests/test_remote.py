@@ -14,6 +14,8 @@ from conftest import TINY, run_cli
 EXPERIMENT = "remote"
 EPOCHS = 2
 
+pytestmark = pytest.mark.slow  # a real `mlflow server` process: minutes
+
 
 def _listed(client: MlflowClient, run_id: str, folder: str) -> set[str]:
     return {item.path for item in client.list_artifacts(run_id, folder)}
@@ -61,7 +63,9 @@ def test_per_epoch_metrics_over_http(trained):
     client, run_id = trained["client"], trained["run"].info.run_id
     history = client.get_metric_history(run_id, "val_iou")
     assert [metric.step for metric in history] == list(range(1, EPOCHS + 1))
-    assert all(0 <= metric.value <= 1 for metric in history)
+    by_step = {metric.step: metric.value for metric in history}
+    assert trained["run"].data.metrics["best_val_iou"] == pytest.approx(max(by_step.values()))  # the same values
+    assert trained["run"].data.metrics["best_epoch"] == max(by_step, key=by_step.get)
 
 
 def test_params_over_http(trained):

@@ -6,11 +6,11 @@ import re
 import numpy as np
 import pytest
 
+from skinexp.postprocess import largest_component
 from skinexp.scores import (
     confusion,
     hd95,
     image_scores,
-    largest_component,
     summarize,
 )
 

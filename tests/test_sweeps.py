@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import TINY
+from conftest import TINY, error_line
 
 SWEEP = [*TINY, "train.epochs=1", "tracking.log_model=false"]
 
@@ -21,11 +21,13 @@ def _sweep_runs(uri: str):
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
-    from conftest import run_cli
+    """A 3-job sweep in this process: two jobs train, one (model.filters=0) is refused and recorded FAILED."""
+    from conftest import run_main
 
     workdir = tmp_path_factory.mktemp("sweep")
     uri = f"sqlite:///{workdir / 'mlflow.db'}"
-    result = run_cli("train", "-m", *SWEEP, "model.filters=4,0", "optim.lr=1e-3", f"tracking.uri={uri}", cwd=workdir)
+    result = run_main("train", "-m", *SWEEP, "model.filters=4,6,0", "optim.lr=1e-3", f"tracking.uri={uri}",
+                      cwd=workdir)
     assert result.returncode == 0, result.stderr[-3000:]
     return {"result": result, "uri": uri, "workdir": workdir}
 
@@ -36,13 +38,15 @@ def test_parent_run_with_named_children_and_a_contained_failure(sweep):
     assert parent.info.status == "FINISHED"
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
     by_name = {c.info.run_name: c for c in children}
-    assert set(by_name) == {"filters=4", "filters=0"}  # named from the swept key only
-    assert by_name["filters=4"].info.status == "FINISHED"
+    assert set(by_name) == {"filters=4", "filters=6", "filters=0"}  # named from the swept key only
+    assert by_name["filters=4"].info.status == "FINISHED" and by_name["filters=6"].info.status == "FINISHED"
     failed = by_name["filters=0"]
     assert failed.info.status == "FAILED" and "model.filters=0" in failed.data.tags["failure_reason"]
-    assert parent.data.metrics["jobs_finished"] == 1 and parent.data.metrics["jobs_failed"] == 1
-    assert parent.data.tags["best_child_run_id"] == by_name["filters=4"].info.run_id
-    assert parent.data.metrics["best_best_val_iou"] == pytest.approx(by_name["filters=4"].data.metrics["best_val_iou"])
+    assert parent.data.metrics["jobs_finished"] == 2 and parent.data.metrics["jobs_failed"] == 1
+    best = max((by_name["filters=4"], by_name["filters=6"]), key=lambda run: run.data.metrics["best_val_iou"])
+    assert parent.data.tags["best_child_run_id"] == best.info.run_id
+    assert parent.data.metrics["best_best_val_iou"] == pytest.approx(best.data.metrics["best_val_iou"])
+    assert {c.data.params["model.filters"] for c in children if c.info.status == "FINISHED"} == {"4", "6"}
 
 
 def test_leaderboard_artifacts_sorted_with_differing_params(sweep):
@@ -54,19 +58,25 @@ def test_leaderboard_artifacts_sorted_with_differing_params(sweep):
     header = lines[0].split(",")
     assert header[:4] == ["rank", "run_name", "status", "score"] and "model.filters" in header
     assert "optim.lr" not in header  # the same in every job
-    assert lines[1].split(",")[1] == "filters=4" and lines[2].split(",")[1] == "filters=0"
+    rows = [line.split(",") for line in lines[1:]]
+    scores = [float(row[3]) for row in rows[:2]]
+    assert scores == sorted(scores, reverse=True) and {row[1] for row in rows[:2]} == {"filters=4", "filters=6"}
+    assert rows[2][1] == "filters=0" and rows[2][2] == "FAILED"  # failed jobs last
 
 
-def test_compare_prints_the_latest_sweep(sweep, cli):
-    result = cli("compare", f"uri={sweep['uri']}", cwd=sweep["workdir"])
+def test_compare_prints_the_latest_sweep(sweep, main):
+    result = main("compare", f"uri={sweep['uri']}", cwd=sweep["workdir"])
     assert result.returncode == 0, result.stderr
-    assert "2 jobs, 1 finished, 1 failed" in result.stdout
+    assert "3 jobs, 2 finished, 1 failed" in result.stdout
+    client, _, children = _sweep_runs(sweep["uri"])
+    best = max((c for c in children if c.info.status == "FINISHED"), key=lambda run: run.data.metrics["best_val_iou"])
     table = [line for line in result.stdout.splitlines() if line.startswith("| 1 ")]
-    assert "filters=4" in table[0]
-    missing = cli("compare", "sweep=nope", f"uri={sweep['uri']}", cwd=sweep["workdir"])
-    assert missing.returncode == 2 and missing.stderr.startswith("skinexp: error:")
+    assert best.info.run_name in table[0]
+    missing = main("compare", "sweep=nope", f"uri={sweep['uri']}", cwd=sweep["workdir"])
+    assert "sweep=nope" in error_line(missing)
 
 
+@pytest.mark.slow
 def test_joblib_launcher_lands_8_parallel_jobs_on_a_fresh_store(cli, tmp_path):
     uri = f"sqlite:///{tmp_path / 'fresh' / 'mlflow.db'}"
     result = cli("train", "-m", *SWEEP, "train.max_steps_per_epoch=1", "hydra/launcher=joblib",
@@ -81,6 +91,7 @@ def test_joblib_launcher_lands_8_parallel_jobs_on_a_fresh_store(cli, tmp_path):
     assert (sweep_dir / "multirun.yaml").is_file()
 
 
+@pytest.mark.slow
 def test_submitit_local_launcher_runs_jobs_in_their_own_processes(cli, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     result = cli("train", "-m", *SWEEP, "train.max_steps_per_epoch=1", "hydra/launcher=local_processes",
@@ -91,6 +102,7 @@ def test_submitit_local_launcher_runs_jobs_in_their_own_processes(cli, tmp_path)
     assert {c.info.status for c in children} == {"FINISHED"}
 
 
+@pytest.mark.slow
 def test_optuna_runs_3_trials_maximising_val_iou(cli, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     result = cli("train", "hparams_search=optuna", "hydra.sweeper.n_trials=3", *SWEEP,

@@ -1,10 +1,10 @@
 """End-to-end: a real tiny Keras training run tracked in a real temp SQLite MLflow store, read back."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
-from mlflow.tracking import MlflowClient
 
-from conftest import TINY
+from conftest import TINY, error_line
 
 EPOCH_METRICS = ["loss", "accuracy", "iou", "miou", "dice", "val_loss", "val_accuracy", "val_iou", "val_miou",
                  "val_dice", "images_per_sec", "epoch_seconds"]
@@ -15,22 +15,6 @@ def _artifacts(client, run_id, path=""):
     for item in client.list_artifacts(run_id, path):
         files += _artifacts(client, run_id, item.path) if item.is_dir else [item.path]
     return files
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """One tiny `python -m skinexp train` run in a temp dir; its store and CLI result."""
-    from conftest import run_cli
-
-    workdir = tmp_path_factory.mktemp("train")
-    uri = f"sqlite:///{workdir / 'store' / 'mlflow.db'}"
-    result = run_cli("train", *TINY, "train.sample_every=1", "model.filters=6", "optim.lr=1e-3",
-                     f"tracking.uri={uri}", "tracking.experiment=e2e", cwd=workdir)
-    assert result.returncode == 0, result.stderr[-3000:]
-    client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name("e2e")
-    (run,) = client.search_runs([experiment.experiment_id])
-    return {"result": result, "client": client, "run": run, "experiment": experiment, "workdir": workdir}
 
 
 def test_run_finished_with_name_from_overrides(trained):
@@ -45,14 +29,32 @@ def test_per_epoch_metrics_under_the_contract_names(trained):
     for name in EPOCH_METRICS:
         history = client.get_metric_history(run.info.run_id, name)
         assert [m.step for m in history] == [1, 2], name
-    assert 0 <= run.data.metrics["best_threshold"] <= 1
     assert run.data.metrics["images_per_sec"] > 0
+
+
+def test_best_threshold_is_the_one_that_maximises_val_iou_of_the_best_checkpoint(trained, compose):
+    """Recomputed here from the logged checkpoint and the same validation split."""
+    import keras
+
+    from skinexp.data import load_splits
+    from skinexp.scores import best_threshold
+
+    client, run = trained["client"], trained["run"]
+    checkpoint = client.download_artifacts(run.info.run_id, "checkpoints/best.keras", str(trained["workdir"]))
+    model = keras.models.load_model(checkpoint, compile=False)
+    dataset = compose("train", [*TINY, "dataset.num_samples=20", "dataset.test_split=0.25"]).dataset
+    val = load_splits(dataset).val
+    probabilities = model.predict(val.images.astype(np.float32), verbose=0)
+    threshold, iou = best_threshold(probabilities, val.masks)
+    assert run.data.metrics["best_threshold"] == pytest.approx(threshold)
+    assert run.data.metrics["val_iou_at_best_threshold"] == pytest.approx(iou, abs=1e-6)
 
 
 def test_params_tags_and_config(trained):
     run = trained["run"]
     params = run.data.params
     assert params["model.filters"] == "6" and params["optim.lr"] == "0.001" and params["dataset.image_size"] == "32"
+    assert params["model.upsample"] == "upsampling" and params["dataset.name"] == "synthetic"  # choices by name
     tags = run.data.tags
     for tag in ("git_commit", "dataset_fingerprint", "version.tensorflow", "version.keras", "version.hydra-core",
                 "version.mlflow"):
@@ -85,19 +87,33 @@ def test_outputs_stay_under_runs_of_the_working_directory(trained):
     assert len(checkpoints) == 1
 
 
-def test_multirun_makes_one_run_per_job(cli, tmp_path, store):
-    result = cli("train", "-m", *TINY, "train.epochs=1", "model.filters=4,6", "tracking.log_model=false",
-                 *store["overrides"], cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    client = MlflowClient(store["uri"])
-    experiment = client.get_experiment_by_name("skinexp")
-    runs = client.search_runs([experiment.experiment_id], "attributes.status = 'FINISHED'")
-    names = sorted(run.info.run_name for run in runs if run.data.params.get("model.filters"))
-    assert names == ["filters=4", "filters=6"]  # children are named from the swept key
+def test_augmentation_follows_its_keys_not_the_preset_name(compose):
+    from skinexp.data.pipeline import augmentation_enabled
+
+    assert not augmentation_enabled(compose("train", []).augment)
+    assert augmentation_enabled(compose("train", ["augment.flips=true"]).augment)  # with augment=none
+    assert augmentation_enabled(compose("train", ["augment=light"]).augment)
+    assert not augmentation_enabled(compose("train", ["augment=light", "augment.flips=false", "augment.rotate90=false",
+                                                      "augment.color=0"]).augment)
 
 
-def test_bad_tracking_uri_fails_fast_with_one_line(cli, tmp_path):
-    result = cli("train", *TINY, "tracking.uri=http://127.0.0.1:9", cwd=tmp_path, timeout=120)
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1].startswith("skinexp: error: tracking.uri is unreachable")
-    assert "Traceback" not in result.stderr
+def test_checkpoint_mode_comes_from_the_metric(compose):
+    """Keras' mode="auto" reads each metric's direction: losses down, IoU, Dice and accuracy up."""
+    import keras
+
+    from skinexp.metrics import training_metrics
+
+    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Conv2D(1, 1, activation="sigmoid")])
+    model.compile(loss="binary_crossentropy", metrics=training_metrics())
+    model.fit(np.zeros((2, 4, 4, 1)), np.ones((2, 4, 4, 1)), verbose=0, epochs=1)  # builds the compiled metrics
+    for monitor, improves in (("val_loss", np.less), ("val_iou", np.greater), ("dice", np.greater),
+                              ("val_accuracy", np.greater), ("val_miou", np.greater)):
+        callback = keras.callbacks.ModelCheckpoint("unused.keras", monitor=monitor, mode="auto")
+        callback.set_model(model)
+        callback._set_monitor_op()
+        assert callback.monitor_op(1.0, 2.0) == improves(1.0, 2.0), monitor
+
+
+def test_bad_tracking_uri_fails_fast_with_one_line(main, tmp_path):
+    result = main("train", *TINY, "tracking.uri=http://127.0.0.1:9", cwd=tmp_path)
+    assert error_line(result).startswith("skinexp: error: tracking.uri is unreachable")

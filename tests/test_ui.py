@@ -15,7 +15,7 @@ from browser import (
     Browser,
     BrowserUnavailable,
     Server,
-    find_or_install_chromium,
+    find_chromium,
     free_port,
     show_image_step,
 )
@@ -24,11 +24,13 @@ from conftest import TINY, run_cli
 EXPERIMENT = "ui"
 EPOCHS = 2
 
+pytestmark = pytest.mark.slow  # real servers and a browser: minutes
+
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
     try:
-        return find_or_install_chromium()
+        return find_chromium()
     except BrowserUnavailable as error:
         pytest.skip(str(error))
 

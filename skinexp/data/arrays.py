@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from skinexp.data import DataError
+from skinexp.errors import DataError
 
 CHUNK = 64  # images converted at a time: bounds the float32 temporaries to a few MB
 
@@ -64,20 +64,29 @@ def images_to_uint8(array: np.ndarray, size: int, name: str) -> np.ndarray:
     """
     if array.dtype == np.uint8 and array.shape[1:3] == (size, size):
         return array
-    scale = 1.0
-    if array.dtype != np.uint8:
-        low, high = _value_range(array, name)
-        if low < 0 or high > 255:
-            raise DataError(f"{name} must hold pixel values in 0..255 or 0..1. Received: values from {low:g} "
-                            f"to {high:g} ({array.dtype})")
-        scale = 255.0 if array.dtype.kind == "f" and high <= 1.0 else 1.0
+    scale = pixel_scale(array, name)
     out = np.empty((len(array), size, size, 3), np.uint8)
     for part in _chunks(len(array)):
-        block = np.asarray(array[part])
-        if block.dtype != np.uint8:
-            block = np.clip(np.rint(block.astype(np.float32) * scale), 0, 255).astype(np.uint8)
-        out[part] = resize(block, size, Image.BILINEAR)
+        out[part] = resize(scaled_uint8(np.asarray(array[part]), scale), size, Image.BILINEAR)
     return out
+
+
+def pixel_scale(array: np.ndarray, name: str) -> float:
+    """What turns the array's pixels into 0..255: 255 for floats in 0..1, else 1; DataError outside 0..255."""
+    if array.dtype == np.uint8:
+        return 1.0
+    low, high = _value_range(array, name)
+    if low < 0 or high > 255:
+        raise DataError(f"{name} must hold pixel values in 0..255 or 0..1. Received: values from {low:g} "
+                        f"to {high:g} ({array.dtype})")
+    return 255.0 if array.dtype.kind == "f" and high <= 1.0 else 1.0
+
+
+def scaled_uint8(block: np.ndarray, scale: float) -> np.ndarray:
+    """Pixels times `scale` (from `pixel_scale`), rounded to uint8 0..255; uint8 comes back as it is."""
+    if block.dtype == np.uint8:
+        return block
+    return np.clip(np.rint(block.astype(np.float32) * scale), 0, 255).astype(np.uint8)
 
 
 def masks_to_binary(array: np.ndarray, size: int, name: str) -> tuple[np.ndarray, np.ndarray, int]:

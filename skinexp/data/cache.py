@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from skinexp.data import Loaded, Split
+from skinexp.data.types import Loaded, Split
 
 VERSION = 2  # bump when what is stored or how it is keyed changes
 
 
-def key(root: Path, pairs: dict, size: int) -> str:
+def cache_key(root: Path, pairs: dict, size: int) -> str:
     """16 hex digits over (split, file name, file bytes) of every image and mask, and `size`.
 
     Hashing the bytes costs about 0.1 s for the 27 MB of the 564 real images, a small part of decoding them.
@@ -35,7 +35,7 @@ def key(root: Path, pairs: dict, size: int) -> str:
     return digest.hexdigest()
 
 
-def read(directory: Path) -> Loaded:
+def read_cache(directory: Path) -> Loaded:
     meta = json.loads((directory / "meta.json").read_text())
     loaded = Loaded(splits={}, foreground={}, sizes=[tuple(size) for size in meta["sizes"]],
                     warnings=meta["warnings"])
@@ -47,7 +47,7 @@ def read(directory: Path) -> Loaded:
     return loaded
 
 
-def write(directory: Path, loaded: Loaded) -> None:
+def write_cache(directory: Path, loaded: Loaded) -> None:
     """Write into a temporary directory, then rename: a reader never sees half a cache entry."""
     temporary = directory.with_name(f"{directory.name}.tmp-{os.getpid()}")
     temporary.mkdir(parents=True, exist_ok=True)

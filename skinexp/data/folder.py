@@ -15,8 +15,11 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image
 
-from skinexp.data import DataError, Loaded, Split, cache, existing_root
+from skinexp.config.schema import CacheKind
 from skinexp.data.arrays import binarise
+from skinexp.data.cache import cache_key, read_cache, write_cache
+from skinexp.data.types import Loaded, Split, existing_root
+from skinexp.errors import DataError
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 MASK_SUFFIXES = ("", "_segmentation", "_lesion")
@@ -47,15 +50,19 @@ def split_folders(root: Path) -> dict[str, Path]:
     return {"train": root}
 
 
+def image_files(folder: Path) -> list[Path]:
+    """The image files of `folder` (EXTENSIONS, any case), sorted; hidden files are skipped."""
+    return [path for path in sorted(folder.iterdir()) if path.is_file() and path.suffix.lower() in EXTENSIONS
+            and not path.name.startswith(".")]  # hidden files include macOS' ._name.jpg resource forks
+
+
 def _image_files(folder: Path, problems: list[str]) -> dict[str, Path]:
     """{stem: path} of the image files in `folder`; DataError when it is missing or holds none."""
     if not folder.is_dir():
         raise DataError(f"{folder} must be a directory of images. Received: "
                         f"{'a file' if folder.exists() else 'nothing'} there")
     files: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
-        if not path.is_file() or path.suffix.lower() not in EXTENSIONS or path.name.startswith("."):
-            continue  # hidden files include macOS' ._name.jpg resource forks, which are not images
+    for path in image_files(folder):
         if path.stem in files:
             problems.append(f"{path} and {files[path.stem].name} have the same name. "
                             f"Received: two files named {path.stem} in {folder}")
@@ -99,6 +106,12 @@ def _open(path: Path, what: str, draft_size: int = 0) -> tuple[Image.Image, tupl
     except Exception as error:  # PIL raises OSError, SyntaxError, ValueError, ... for broken files
         raise DataError(f"{path} could not be decoded as {what}. Received: {type(error).__name__}: {error}") \
             from None
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """One image file as (H, W, 3) uint8 at its stored size; DataError naming the file when it cannot be decoded."""
+    image, _ = _open(path, "an image")
+    return np.asarray(image.convert("RGB"))
 
 
 def decode_pair(pair: Pair, size: int, image_out: np.ndarray, mask_out: np.ndarray) -> Decoded:
@@ -159,10 +172,10 @@ def load_folder(dataset_cfg, *, strict: bool = True) -> Loaded:
     pairs = {split: find_pairs(folder, problems, warnings) for split, folder in folders.items()}
     if strict:
         _raise_first(problems, root)
-    use_cache = strict and dataset_cfg.cache == "disk"
-    cache_path = Path(dataset_cfg.cache_dir) / f"folder-{cache.key(root, pairs, size)}" if use_cache else None
+    use_cache = strict and dataset_cfg.cache == CacheKind.disk
+    cache_path = Path(dataset_cfg.cache_dir) / f"folder-{cache_key(root, pairs, size)}" if use_cache else None
     if cache_path is not None and cache_path.is_dir():
-        return cache.read(cache_path)
+        return read_cache(cache_path)
 
     loaded = Loaded(splits={}, foreground={}, warnings=warnings, problems=problems)
     with ThreadPoolExecutor(max_workers=min(16, 2 * (os.cpu_count() or 1))) as pool:  # PIL releases the GIL
@@ -177,7 +190,7 @@ def load_folder(dataset_cfg, *, strict: bool = True) -> Loaded:
         _raise_first(problems, root)
     if cache_path is not None:
         try:
-            cache.write(cache_path, loaded)
+            write_cache(cache_path, loaded)
         except OSError as error:
             warnings.append(f"the decoded images were not cached in {cache_path}: {error}")
     return loaded

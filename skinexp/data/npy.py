@@ -10,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from skinexp.data import DataError, Loaded, Split, existing_root
 from skinexp.data.arrays import images_to_uint8, masks_to_binary
+from skinexp.data.types import Loaded, Split, existing_root
+from skinexp.errors import DataError
 
 SPLITS = ("train", "val", "test")
 

@@ -4,7 +4,12 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from skinexp.data import Split
+from skinexp.data.types import Split
+
+
+def augmentation_enabled(augment_cfg) -> bool:
+    """Whether any augmentation key is on; the preset's name (`augment.name`) plays no part."""
+    return bool(augment_cfg.flips or augment_cfg.rotate90 or augment_cfg.affine > 0 or augment_cfg.color > 0)
 
 
 def make_dataset(split: Split, batch_size: int, *, training: bool, seed: int, augment_cfg=None) -> tf.data.Dataset:
@@ -32,7 +37,7 @@ def make_dataset(split: Split, batch_size: int, *, training: bool, seed: int, au
         dataset = dataset.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size, drop_remainder=False)
     dataset = dataset.map(load_batch, num_parallel_calls=tf.data.AUTOTUNE)
-    if training and augment_cfg is not None and augment_cfg.name != "none":
+    if training and augment_cfg is not None and augmentation_enabled(augment_cfg):
         from skinexp.data.augment import build_augmenter
 
         augmenter = build_augmenter(augment_cfg, seed)

@@ -9,7 +9,16 @@ from typing import Optional
 
 import numpy as np
 
-from skinexp.data import DataError, DataSplits, Loaded, Split, split_indices
+from skinexp.config.schema import DatasetName
+from skinexp.data.types import DataSplits, Loaded, Split
+from skinexp.errors import DataError
+
+
+def split_indices(count: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded partition of range(count) into (kept, held_out) with round(count * fraction) held out (at least 1)."""
+    order = np.random.default_rng(seed).permutation(count)
+    held = min(max(1, round(count * fraction)), count - 1)
+    return np.sort(order[held:]), np.sort(order[:held])
 
 
 def _subset(split: Split, index: np.ndarray) -> Split:
@@ -31,11 +40,6 @@ def assemble(train: Split, dataset_cfg, val: Optional[Split] = None, test: Optio
     return DataSplits(train=train, val=val, test=test)
 
 
-def holdout(whole: Split, dataset_cfg) -> DataSplits:
-    """Seeded train/val(/test) partition of one pool of images."""
-    return assemble(whole, dataset_cfg)
-
-
 def load_synthetic(dataset_cfg) -> Loaded:
     from skinexp.data.synthetic import make_synthetic
 
@@ -46,17 +50,31 @@ def load_synthetic(dataset_cfg) -> Loaded:
                   sizes=[(images.shape[2], images.shape[1])] * len(images))
 
 
+def _load_npy(dataset_cfg, strict: bool) -> Loaded:
+    from skinexp.data.npy import load_npy
+
+    return load_npy(dataset_cfg)
+
+
+def _load_folder(dataset_cfg, strict: bool) -> Loaded:
+    from skinexp.data.folder import load_folder
+
+    return load_folder(dataset_cfg, strict=strict)
+
+
+LOADERS = {
+    DatasetName.synthetic: lambda dataset_cfg, strict: load_synthetic(dataset_cfg),
+    DatasetName.npy: _load_npy,
+    DatasetName.folder: _load_folder,
+}
+
+
 def load_source(dataset_cfg, *, strict: bool = True) -> Loaded:
     """What the configured source holds. strict=False (folders only) skips bad files and lists them."""
-    if dataset_cfg.name == "npy":
-        from skinexp.data.npy import load_npy
-
-        return load_npy(dataset_cfg)
-    if dataset_cfg.name == "folder":
-        from skinexp.data.folder import load_folder
-
-        return load_folder(dataset_cfg, strict=strict)
-    return load_synthetic(dataset_cfg)
+    loader = LOADERS.get(dataset_cfg.name)
+    if loader is None:
+        raise DataError(f"dataset.name must be one of {DatasetName.names()}. Received: dataset.name={dataset_cfg.name}")
+    return loader(dataset_cfg, strict)
 
 
 def require_foreground(loaded: Loaded, dataset_cfg) -> None:
@@ -67,7 +85,12 @@ def require_foreground(loaded: Loaded, dataset_cfg) -> None:
                         f"Received: all {count} masks are empty (all zero)")
 
 
-def load(dataset_cfg) -> DataSplits:
+def load_splits(dataset_cfg) -> DataSplits:
+    """Load the configured source and split it into train / val (/ test) by `dataset.val_split` and seed.
+
+    Raises:
+        DataError: one line naming the file (or key), what was found and what was expected.
+    """
     loaded = load_source(dataset_cfg)
     require_foreground(loaded, dataset_cfg)
     splits = loaded.splits

@@ -4,6 +4,9 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from skinexp.config.schema import Upsample
+from skinexp.errors import ConfigError
+
 
 def _conv_block(x, width: int, batchnorm: bool, name: str):
     """Two 3x3 convolutions with ReLU (and batch normalisation before each ReLU when asked)."""
@@ -19,13 +22,24 @@ def _conv_block(x, width: int, batchnorm: bool, name: str):
     return x
 
 
-def _upsample(x, width: int, mode: str, name: str):
-    if mode == "transpose":
-        return layers.Conv2DTranspose(width, 2, strides=2, padding="same", activation="relu",
-                                      kernel_initializer="he_normal", name=f"{name}_transpose")(x)
+def _transpose(x, width: int, name: str):
+    return layers.Conv2DTranspose(width, 2, strides=2, padding="same", activation="relu",
+                                  kernel_initializer="he_normal", name=f"{name}_transpose")(x)
+
+
+def _upsampling(x, width: int, name: str):
     x = layers.UpSampling2D(2, name=f"{name}_upsample")(x)
     return layers.Conv2D(width, 2, activation="relu", padding="same", kernel_initializer="he_normal",
                          name=f"{name}_upconv")(x)
+
+
+UPSAMPLERS = {Upsample.upsampling: _upsampling, Upsample.transpose: _transpose}
+
+
+def _upsample(x, width: int, mode: Upsample, name: str):
+    if mode not in UPSAMPLERS:
+        raise ConfigError(f"model.upsample must be one of {Upsample.names()}. Received: model.upsample={mode}")
+    return UPSAMPLERS[mode](x, width, name)
 
 
 def build_unet(model_cfg, image_size: int, channels: int = 3) -> keras.Model:
@@ -69,4 +83,4 @@ def build_unet(model_cfg, image_size: int, channels: int = 3) -> keras.Model:
         x = layers.Conv2D(2, 3, activation="relu", padding="same", kernel_initializer="he_normal", name="head")(x)
     # float32 output keeps the loss stable under mixed precision.
     outputs = layers.Conv2D(1, 1, activation="sigmoid", dtype="float32", name="mask")(x)
-    return keras.Model(inputs, outputs, name=model_cfg.name)
+    return keras.Model(inputs, outputs, name=str(model_cfg.name))

@@ -24,6 +24,7 @@ from skinexp.tracking.registry import (
     SWEEP_TAG,
     child_runs,
     download,
+    end_parent_run,
     find_sweep,
     finish_parent_run,
     get_run,
@@ -31,9 +32,11 @@ from skinexp.tracking.registry import (
     log_run_tag,
     mark_killed,
     metric_histories,
+    process_alive,
     record_failed_run,
     run_config,
     running_runs,
+    stale_runs,
     start_parent_run,
 )
 from skinexp.tracking.store import (
@@ -42,6 +45,7 @@ from skinexp.tracking.store import (
     TrackingError,
     client,
     open_existing_store,
+    open_store_uri,
     prepare_store,
     resolve_uri,
     runs_page_url,

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
 from pathlib import Path
 from typing import Optional
 
@@ -37,6 +39,13 @@ def finish_parent_run(parent_run_id: str, metrics: dict[str, float], tags: dict[
         mlflow_client.set_tag(parent_run_id, key, str(value))
     for artifact_file, text in texts.items():
         mlflow_client.log_text(parent_run_id, text, artifact_file)
+    mlflow_client.set_terminated(parent_run_id, status)
+
+
+def end_parent_run(parent_run_id: str, status: str, reason: str) -> None:
+    """End a sweep's parent run that did not reach its end, saying why."""
+    mlflow_client = client()
+    mlflow_client.set_tag(parent_run_id, "failure_reason", reason[:4000])
     mlflow_client.set_terminated(parent_run_id, status)
 
 
@@ -118,6 +127,29 @@ def running_runs(experiment_name: Optional[str] = None) -> list:
     if not experiments:
         return []
     return mlflow_client.search_runs(experiments, "attributes.status = 'RUNNING'", max_results=5000)
+
+
+def process_alive(run) -> Optional[bool]:
+    """Whether the process that owns a RUNNING run is alive: None when it ran elsewhere or recorded none."""
+    tags = run.data.tags
+    if "skinexp.pid" not in tags or tags.get("skinexp.host") != socket.gethostname():
+        return None
+    pid = int(tags["skinexp.pid"])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a recycled pid belongs to some other program
+        return b"skinexp" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True
+
+
+def stale_runs(experiment_name: Optional[str] = None) -> list:
+    """RUNNING runs (of one experiment, or all) whose process on this host is gone."""
+    return [run for run in running_runs(experiment_name) if process_alive(run) is False]
 
 
 def mark_killed(run_id: str, reason: str) -> None:

@@ -1,19 +1,21 @@
 """The MLflow store: where it is, whether it answers, the experiment; and URLs into its UI."""
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from skinexp.errors import TrackingError
+
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep CLI output to our own lines
-
-
-class TrackingError(RuntimeError):
-    """The tracking store cannot be used; the CLI prints it as one line and exits with status 2."""
+# A new SQLite store announces its schema migrations on stderr; a user's first run should not read like a log.
+for _logger in ("mlflow.store.db.utils", "alembic.runtime.migration"):
+    logging.getLogger(_logger).setLevel(logging.WARNING)
 
 
 def resolve_uri(uri: str, base_dir: Path) -> str:
@@ -32,6 +34,15 @@ def open_existing_store(tracking_cfg, base_dir: Path) -> None:
         raise TrackingError(f"no MLflow store there; train first or point tracking.uri at yours. "
                             f"Received: tracking.uri={tracking_cfg.uri}")
     prepare_store(tracking_cfg, base_dir)
+
+
+def open_store_uri(uri: str, base_dir: Path, key: str) -> str:
+    """Point MLflow at the store `uri` to read it (compare, runs); TrackingError when a local store is not there."""
+    resolved = resolve_uri(uri, base_dir)
+    if resolved.startswith("sqlite:///") and not Path(resolved[len("sqlite:///"):]).is_file():
+        raise TrackingError(f"no MLflow store here; train first or pass {key}=. Received: {key}={uri}")
+    mlflow.set_tracking_uri(resolved)
+    return resolved
 
 
 def _is_remote(uri: str) -> bool:

@@ -1,0 +1,100 @@
+"""The checks a type cannot express, one function per config section; each raises ConfigError naming the
+key and the value received. The entry points call them before anything heavy loads."""
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from skinexp.config.schema import CacheKind, DatasetName
+from skinexp.errors import ConfigError
+
+AUGMENT_LIMITS = {"affine": 0.5, "color": 1.0}  # the Keras layers' valid ranges
+
+
+def _positive(section: Any, prefix: str, keys: tuple[str, ...]) -> None:
+    for key in keys:
+        if section[key] <= 0:
+            raise ConfigError(f"{prefix}.{key} must be positive. Received: {prefix}.{key}={section[key]}")
+
+
+def _non_negative(section: Any, prefix: str, keys: tuple[str, ...]) -> None:
+    for key in keys:
+        if section[key] < 0:
+            raise ConfigError(f"{prefix}.{key} must be non-negative. Received: {prefix}.{key}={section[key]}")
+
+
+def check_dataset(dataset: Any) -> None:
+    """`dataset`: sizes, split fractions, and the keys each source needs."""
+    _positive(dataset, "dataset", ("image_size", "num_samples"))
+    if not 0 < dataset.val_split < 1:
+        raise ConfigError("dataset.val_split must be in the open interval (0, 1). "
+                          f"Received: dataset.val_split={dataset.val_split}")
+    if not 0 <= dataset.test_split < 1 or dataset.test_split + dataset.val_split >= 1:
+        raise ConfigError("dataset.test_split must be in [0, 1) and leave training data beside dataset.val_split."
+                          f" Received: dataset.test_split={dataset.test_split}")
+    if dataset.name in (DatasetName.npy, DatasetName.folder) and not dataset.root:
+        raise ConfigError(f"dataset.root is required for dataset={dataset.name}. Received: dataset.root=None")
+    if dataset.name == DatasetName.synthetic and dataset.image_size < 16:
+        raise ConfigError("dataset.image_size must be at least 16 for dataset=synthetic. "
+                          f"Received: dataset.image_size={dataset.image_size}")
+    if dataset.cache == CacheKind.disk and not dataset.cache_dir:
+        raise ConfigError("dataset.cache_dir must name a directory when dataset.cache=disk. "
+                          f"Received: dataset.cache_dir={dataset.cache_dir!r}")
+
+
+def check_model(model: Any, image_size: int) -> None:
+    """`model`, against the image size it will see."""
+    _positive(model, "model", ("filters", "depth"))
+    if not 0 <= model.dropout < 1:
+        raise ConfigError(f"model.dropout must be in [0, 1). Received: model.dropout={model.dropout}")
+    if image_size % (2**model.depth) or image_size // (2**model.depth) < 2:
+        raise ConfigError(
+            "model.depth must divide dataset.image_size by 2^depth and leave at least 2x2 pixels at the "
+            f"bottleneck. Received: model.depth={model.depth} with dataset.image_size={image_size}")
+
+
+def check_optim(optim: Any) -> None:
+    _positive(optim, "optim", ("lr",))
+    _non_negative(optim, "optim", ("weight_decay", "warmup_epochs"))
+
+
+def check_augment(augment: Any) -> None:
+    for key, high in AUGMENT_LIMITS.items():
+        if not 0 <= augment[key] <= high:
+            raise ConfigError(f"augment.{key} must be in [0, {high}]. Received: augment.{key}={augment[key]}")
+
+
+def check_train_section(train: Any) -> None:
+    _positive(train, "train", ("epochs", "batch_size", "sample_every", "steps_per_execution"))
+    _non_negative(train, "train", ("sample_count", "early_stopping"))
+
+
+def check_train(cfg: Any) -> None:
+    """The whole `train` config: each section, then what sections say about each other."""
+    check_dataset(cfg.dataset)
+    check_augment(cfg.augment)
+    check_model(cfg.model, cfg.dataset.image_size)
+    check_optim(cfg.optim)
+    check_train_section(cfg.train)
+
+
+def check_inference(cfg: Any) -> None:
+    """The `evaluate` and `predict` configs (their keys are top-level)."""
+    for key in ("run",) + (("input",) if "input" in cfg else ()):
+        if OmegaConf.is_missing(cfg, key):
+            raise ConfigError(f"{key}= is required. Received: no {key}")
+    if cfg.threshold is not None and not 0 < cfg.threshold < 1:
+        raise ConfigError(f"threshold must be in the open interval (0, 1). Received: threshold={cfg.threshold}")
+    if cfg.batch_size <= 0:
+        raise ConfigError(f"batch_size must be positive. Received: batch_size={cfg.batch_size}")
+    if "columns" in cfg and cfg.columns <= 0:
+        raise ConfigError(f"columns must be positive. Received: columns={cfg.columns}")
+    if cfg.get("dataset") is not None:
+        check_dataset(cfg.dataset)
+
+
+def check_data_command(cfg: Any, subcommand: str) -> None:
+    check_dataset(cfg.dataset)
+    if subcommand != "check" and not cfg.output:
+        raise ConfigError(f"data {subcommand} needs output=DIR, the directory to write. Received: output=None")

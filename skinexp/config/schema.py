@@ -1,0 +1,243 @@
+"""Typed config schemas and every config choice, once.
+
+The YAML files under `conf/` extend these schemas, so an unknown key, a value of the wrong type or a
+choice outside its Enum fails at composition (before TensorFlow loads) with the allowed values. The
+builders look names up in tables keyed by these Enums. Every key is documented in the README.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Optional
+
+from omegaconf import MISSING
+
+
+class Choice(str, Enum):
+    """A config choice: compares equal to its name, prints as its name (params, YAML, messages)."""
+
+    def __str__(self) -> str:
+        return self.value
+
+    @classmethod
+    def names(cls) -> str:
+        return ", ".join(member.value for member in cls)
+
+
+class DatasetName(Choice):
+    synthetic = "synthetic"
+    npy = "npy"
+    folder = "folder"
+
+
+class CacheKind(Choice):
+    memory = "memory"
+    disk = "disk"
+
+
+class Upsample(Choice):
+    upsampling = "upsampling"  # UpSampling2D then a 2x2 convolution
+    transpose = "transpose"  # Conv2DTranspose
+
+
+class OptimName(Choice):
+    adam = "adam"
+    adamw = "adamw"
+    sgd = "sgd"
+
+
+class Schedule(Choice):
+    constant = "constant"
+    cosine = "cosine"
+    plateau = "plateau"
+
+
+class LossName(Choice):
+    bce = "bce"
+    dice = "dice"
+    bce_dice = "bce_dice"
+
+
+class AugmentPreset(Choice):
+    """The `augment` option the keys started from; the keys alone decide what is applied."""
+
+    none = "none"
+    light = "light"
+    strong = "strong"
+
+
+class Precision(Choice):
+    float32 = "float32"
+    mixed_float16 = "mixed_float16"
+    mixed_bfloat16 = "mixed_bfloat16"
+
+
+class Strategy(Choice):
+    default = "default"
+    mirrored = "mirrored"
+
+
+# What a training run logs per epoch: Keras' loss and these metrics (`skinexp.metrics`), each also with val_.
+TRAINING_METRICS = ("accuracy", "iou", "miou", "dice")
+Monitor = Choice("Monitor", {name: name for base in ("loss", *TRAINING_METRICS) for name in (f"val_{base}", base)})
+Monitor.__doc__ = "A metric a training run logs per epoch: what `train.checkpoint_monitor` may name."
+
+
+class Postprocess(Choice):
+    none = "none"
+    largest_component = "largest_component"
+
+
+class EvaluateSplit(Choice):
+    auto = "auto"
+    test = "test"
+    val = "val"
+    train = "train"
+    all = "all"
+
+
+class DataFormat(Choice):
+    folder = "folder"
+    npy = "npy"
+
+
+@dataclass
+class DatasetConfig:
+    name: DatasetName = DatasetName.synthetic
+    image_size: int = 128  # square side every image is resized to
+    num_samples: int = 300  # synthetic only: images generated
+    val_split: float = 0.2  # fraction held out for validation when the source has no val split
+    seed: int = 0  # seeds generation and the train/val split
+    root: Optional[str] = None  # npy / folder: directory holding the data
+    cache: CacheKind = CacheKind.memory  # folder: decoded uint8 cache
+    cache_dir: str = "runs/cache"  # folder with cache=disk: where decoded arrays are kept (from the working dir)
+    test_split: float = 0.0  # fraction held out for test when the source has no test split
+
+
+@dataclass
+class ModelConfig:
+    name: str = "unet"  # the option's name, also the Keras model's name
+    depth: int = 4  # number of 2x down-samplings
+    filters: int = 16  # first-level width, doubled at each level
+    dropout: float = 0.0  # dropout rate after the two deepest encoder blocks
+    batchnorm: bool = False
+    upsample: Upsample = Upsample.upsampling
+    two_channel_head: bool = False  # the notebook's Conv2D(2, 3, relu) before the 1x1 sigmoid
+
+
+@dataclass
+class OptimConfig:
+    name: OptimName = OptimName.adam
+    lr: float = 1e-4
+    weight_decay: float = 0.0  # decoupled for adamw, the optimizer's own decay for adam/sgd
+    momentum: float = 0.9  # sgd only
+    clipnorm: Optional[float] = None
+    schedule: Schedule = Schedule.constant
+    warmup_epochs: int = 0  # cosine: linear warm-up epochs
+
+
+@dataclass
+class LossConfig:
+    name: LossName = LossName.bce
+    dice_weight: float = 1.0  # bce_dice: weight of the Dice term
+
+
+@dataclass
+class AugmentConfig:
+    name: AugmentPreset = AugmentPreset.none
+    flips: bool = False
+    rotate90: bool = False
+    affine: float = 0.0  # max rotation (fraction of a full turn) and zoom/translation fraction
+    color: float = 0.0  # brightness/contrast/saturation jitter strength on the image only
+
+
+@dataclass
+class TrainSection:
+    epochs: int = 8
+    batch_size: int = 8
+    seed: int = 42
+    sample_every: int = 1  # epochs between sample-mask logs
+    sample_count: int = 4  # validation images shown in the sample masks
+    verbose: int = 2  # Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch
+    precision: Precision = Precision.float32
+    jit_compile: bool = False
+    steps_per_execution: int = 1
+    strategy: Strategy = Strategy.default
+    early_stopping: int = 0  # patience in epochs on val_iou; 0 disables
+    checkpoint_monitor: Monitor = Monitor.val_loss  # metric that picks the best checkpoint
+    deterministic: bool = False
+    max_steps_per_epoch: Optional[int] = None  # cap batches per epoch (debug)
+    pin_gpu: bool = False  # sweeps: job k sees only GPU k mod n
+
+
+@dataclass
+class TrackingConfig:
+    uri: str = "sqlite:///runs/mlflow.db"  # relative paths are taken from the working directory
+    artifact_root: str = "runs/artifacts"  # for new experiments in a local store
+    experiment: str = "skinexp"
+    run_name: Optional[str] = None  # default: built from the command-line overrides
+    log_model: bool = True  # also log an MLflow model (besides the .keras checkpoint)
+
+
+DEFAULT_TRACKING = TrackingConfig()  # the one place the default store is written; ui, compare, runs read it
+
+
+@dataclass
+class TrainAppConfig:
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    train: TrainSection = field(default_factory=TrainSection)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    resume: Optional[str] = None  # MLflow run id to continue from its last finished epoch
+    rerun_of: Optional[str] = None  # MLflow run id whose config to train again (set by `rerun`)
+
+
+@dataclass
+class InferenceSection:
+    """Keys shared by evaluate and predict (top level of their configs)."""
+
+    run: str = MISSING  # MLflow run id (in tracking.uri) or path to a .keras file
+    threshold: Optional[float] = None  # default: the run's best_threshold, else 0.5
+    tta: bool = False  # average predictions over flips
+    postprocess: Postprocess = Postprocess.none  # largest_component is applied only where it helps on validation
+    batch_size: int = 8
+    output: Optional[str] = None  # default: runs/<command>/<date>/<time>-<pid>
+    overwrite: bool = False
+
+
+@dataclass
+class EvaluateAppConfig(InferenceSection):
+    split: EvaluateSplit = EvaluateSplit.auto
+    columns: int = 5  # images in the notebook figure and in the best / worst figures
+    dataset: Optional[DatasetConfig] = None  # default: the training run's dataset
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+
+@dataclass
+class PredictAppConfig(InferenceSection):
+    input: str = MISSING  # a folder of images or an (N, H, W, 3) .npy file
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+
+@dataclass
+class DataAppConfig:
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    output: Optional[str] = None  # convert, synth: the directory to write
+    format: DataFormat = DataFormat.folder  # synth
+    overwrite: bool = False  # convert, synth: replace existing files
+
+
+SCHEMAS = {"train_schema": TrainAppConfig, "evaluate_schema": EvaluateAppConfig,
+           "predict_schema": PredictAppConfig, "data_schema": DataAppConfig}
+
+
+def register_schemas() -> None:
+    """Store every schema in Hydra's ConfigStore, where each top-level config's defaults list names it."""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    for name, node in SCHEMAS.items():
+        store.store(name=name, node=node)

@@ -1,0 +1,67 @@
+"""Running a command as a Hydra app: Hydra's own command line (-m, --cfg, --help, launchers, sweepers), with
+the config checked before Hydra starts so a bad value costs no TensorFlow import."""
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from skinexp.config.compose import compose, composition_errors, conf_dir, one_line, register
+from skinexp.errors import ConfigError, SkinexpError
+
+
+class _Carried(BaseException):
+    """Carries a known error out of a job past Hydra's job runner, which would add a line of its own
+    ("Error executing job with overrides: ...") to any Exception; `run_hydra` re-raises the error itself."""
+
+    def __init__(self, error: SkinexpError):
+        super().__init__(str(error))
+        self.error = error
+
+
+def _task(job_name: str, started: list[bool]) -> Callable[[Any], Any]:
+    """The Hydra task `skinexp.jobs.<job_name>`, imported only when a job runs: MLflow alone takes 1.5 s to
+    import, which `--help`, `--cfg` and rejected configs should not pay."""
+
+    def task(cfg):
+        from skinexp import jobs
+
+        started.append(True)
+        try:
+            return getattr(jobs, job_name)(cfg)
+        except SkinexpError as error:
+            raise _Carried(error) from error
+
+    return task
+
+
+def run_hydra(command: str, config_name: str, job_name: str, args: list[str],
+              check: Callable[[Any], None]) -> int:
+    """Compose and `check` a single run up front, then run `jobs.<job_name>` under `@hydra.main`.
+
+    Errors reach the caller as they were raised (Hydra's own error printing is off); a config that does not
+    compose raises ConfigError.
+    """
+    import hydra
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+    register()
+    if not any(arg.startswith("-") for arg in args):
+        check(compose(config_name, args))
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises instead of printing a trimmed traceback and exiting 1
+    sys.argv = [f"skinexp {command}", *args]
+    started: list[bool] = []
+    try:
+        hydra.main(config_path=str(conf_dir()), config_name=config_name, version_base="1.3")(
+            _task(job_name, started))()
+    except _Carried as carried:
+        raise carried.error from None
+    except BaseException as error:
+        from skinexp.sweeps import end_unfinished_sweep
+
+        end_unfinished_sweep(error)
+        if isinstance(error, composition_errors()) and not started:  # inside a job it is a bug, not a config
+            raise ConfigError(one_line(error)) from None
+        raise
+    return 0
