@@ -40,7 +40,9 @@ def leaderboard(runs: list, metric: str = "val_iou") -> list[dict[str, Any]]:
 
     def order(row):
         bad = row["status"] != "FINISHED" or math.isnan(row["score"])
-        return (bad, row["score"] if lower_is_better else -row["score"] if not math.isnan(row["score"]) else 0)
+        if bad:  # failed or unscored runs last, in the order they ran
+            return (True, 0.0)
+        return (False, row["score"] if lower_is_better else -row["score"])
 
     return sorted(rows, key=order)
 

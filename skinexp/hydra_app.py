@@ -45,7 +45,9 @@ def run_hydra(command: str, config_name: str, job_name: str, args: list[str],
     """
     import hydra
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+    # TensorFlow's C++ start-up chatter (absl, oneDNN, CPU features), some of it at error level though harmless;
+    # set TF_CPP_MIN_LOG_LEVEL yourself to see it.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     register()
     if not any(arg.startswith("-") for arg in args):
         check(compose(config_name, args))

@@ -29,6 +29,24 @@ TINY = [
 ]
 
 
+def _keep_streams_open_when_hydra_resets_logging() -> None:
+    """Hydra reconfigures logging at every in-process run, closing every handler. absl's handler (installed with
+    TensorFlow) then closes its stream unless it is the current sys.stderr: inside `run_main` that is pytest's
+    capture buffer, which must stay open. A subprocess, like a user's command, never meets this."""
+    import logging
+
+    from absl import logging as absl_logging
+
+    def close(self) -> None:
+        self.flush()
+        logging.StreamHandler.close(self)
+
+    absl_logging.PythonHandler.close = close
+
+
+_keep_streams_open_when_hydra_resets_logging()
+
+
 @dataclass
 class Result:
     """What a command left behind, in the shape of `subprocess.CompletedProcess`."""

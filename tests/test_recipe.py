@@ -13,7 +13,7 @@ from conftest import TINY
     ["train.strategy=mirrored"],  # MirroredStrategy over the one CPU device
     ["train.precision=mixed_bfloat16"],
     pytest.param(["train.precision=mixed_float16"], marks=pytest.mark.slow),
-    ["train.jit_compile=true", "train.steps_per_execution=2"],  # XLA on the CPU
+    pytest.param(["train.jit_compile=true", "train.steps_per_execution=2"], marks=pytest.mark.slow),  # XLA, CPU
     ["optim=adamw", "optim.schedule=cosine", "optim.warmup_epochs=1", "loss=bce_dice", "model.batchnorm=true",
      "augment=strong", "train.early_stopping=2", "train.epochs=3", "model.upsample=transpose"],
     pytest.param(["optim=sgd", "optim.schedule=plateau", "loss=dice", "augment=light",

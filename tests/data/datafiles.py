@@ -43,7 +43,7 @@ def dataset_cfg(**values):
     """A `dataset` config section as composition would make it (typed, struct)."""
     from omegaconf import OmegaConf
 
-    from skinexp.config import DatasetConfig
+    from skinexp.config.schema import DatasetConfig
 
     return OmegaConf.structured(DatasetConfig(**{key: str(value) if isinstance(value, Path) else value
                                                  for key, value in values.items()}))
@@ -53,7 +53,7 @@ def expect_data_error(load, root, *fragments, **values) -> str:
     """`load(root, **values)` raises one DataError line in Keras style holding every fragment; returns it."""
     import pytest
 
-    from skinexp.data import DataError
+    from skinexp.errors import DataError
 
     with pytest.raises(DataError) as caught:
         load(root, **values)

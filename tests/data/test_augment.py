@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from skinexp.config import AugmentConfig
+from skinexp.config.schema import AugmentConfig
 
 tf = pytest.importorskip("tensorflow")
 from skinexp.data.augment import build_augmenter  # noqa: E402
 
 
 def _augment_cfg(**values):
-    return OmegaConf.structured(AugmentConfig(name="custom", **values))
+    return OmegaConf.structured(AugmentConfig(**values))  # the keys alone decide; the preset name plays no part
 
 
 def _marked_batch(count: int = 16, size: int = 32):
@@ -75,7 +75,8 @@ def test_presets_build_and_keep_the_contract(compose, preset):
 @pytest.mark.parametrize("override, message", [("augment.color=1.5", "augment.color must be in [0, 1.0]"),
                                                ("augment.affine=-0.1", "augment.affine must be in [0, 0.5]")])
 def test_strengths_outside_the_layers_ranges_are_config_errors(compose, override, message):
-    from skinexp.config import ConfigError, validate_train
+    from skinexp.config.checks import check_train
+    from skinexp.errors import ConfigError
 
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
-        validate_train(compose("train", [override]))
+        check_train(compose("train", [override]))

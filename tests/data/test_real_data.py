@@ -8,7 +8,7 @@ import pytest
 from datafiles import dataset_cfg
 from mlflow.tracking import MlflowClient
 
-from conftest import run_cli
+from conftest import run_main
 from skinexp.data import load_splits
 
 pytestmark = pytest.mark.real_data
@@ -35,7 +35,7 @@ def test_all_564_pairs_load_with_the_manifests_foreground(real_data, tmp_path):
 
 
 def test_check_summarises_the_real_set(real_data, tmp_path):
-    result = run_cli("data", "check", "dataset=folder", f"dataset.root={real_data}", cwd=tmp_path, timeout=120)
+    result = run_main("data", "check", "dataset=folder", f"dataset.root={real_data}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "pairs: train 564 -> used as train 451, val 113" in result.stdout
     assert "empty masks: 0" in result.stdout and "problems: none" in result.stdout
@@ -43,12 +43,13 @@ def test_check_summarises_the_real_set(real_data, tmp_path):
 
 @pytest.mark.slow
 def test_a_short_run_on_real_data_is_tracked_and_finishes(real_data, tmp_path, store):
-    result = run_cli("train", "dataset=folder", f"dataset.root={real_data}", "dataset.image_size=64",
-                     "model.filters=8", "train.epochs=1", "train.verbose=0", "tracking.experiment=real",
-                     *store["overrides"], cwd=tmp_path)
+    result = run_main("train", "dataset=folder", f"dataset.root={real_data}", "dataset.image_size=64",
+                      "model.filters=8", "train.epochs=1", "train.verbose=0", "tracking.experiment=real",
+                      *store["overrides"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     client = MlflowClient(store["uri"])
     (run,) = client.search_runs([client.get_experiment_by_name("real").experiment_id])
     assert run.info.status == "FINISHED"
     assert run.data.params["dataset.name"] == "folder" and run.data.tags["dataset"] == "folder"
-    assert 0 <= run.data.metrics["val_iou"] <= 1
+    assert 0 <= run.data.metrics["val_iou"] <= 1  # fails for NaN
+    assert len(client.get_metric_history(run.info.run_id, "val_iou")) == 1  # one value per epoch
