@@ -10,11 +10,13 @@ UI_PORT ?= 5000
 
 .PHONY: install install-gpu train test test-deps test-slow test-all ui sweep bench bench-quality lint clean
 
+# -qq: pip says nothing but errors (a machine's pip configuration may add warnings about its own mirrors).
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
-	touch $(STAMP)
+	@echo "skinexp: installing into $(VENV) with the $(EXTRAS) extras (a few minutes, once)"
+	@$(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -qq --upgrade pip
+	@$(PY) -m pip install -qq -e '.[$(EXTRAS)]'
+	@touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install skinexp with its test and sweep extras
 
@@ -28,8 +30,9 @@ install-gpu: $(STAMP)  ## swap the CPU TensorFlow for the CUDA build (Linux with
 train: $(STAMP)  ## train the default experiment (synthetic data) into runs/; extra overrides via ARGS="..."
 	$(PY) -m skinexp train $(ARGS)
 
-test: $(STAMP)  ## the default (fast) test suite
-	$(PY) -m pytest $(PYTEST_ARGS)
+# Two workers: each imports TensorFlow once, and tiny trainings leave a core idle between their graph builds.
+test: $(STAMP)  ## the default (fast) test suite, in two worker processes
+	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
 # What the slow tests need from the machine: Debian's chromium for the browser tests (installed as root).
 test-deps:  ## install the system packages the slow tests use (as root; says what to do otherwise)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from skinexp.config.schema import DEFAULT_TRACKING
+from skinexp.errors import ConfigError
 from skinexp.options import parse_options, usage, wants_help
 
 DEFAULTS = {"sweep": "", "experiment": DEFAULT_TRACKING.experiment, "metric": "val_iou", "uri": DEFAULT_TRACKING.uri}
@@ -81,6 +82,14 @@ def to_markdown(table: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def check_metric(runs: list, metric: str) -> None:
+    """ConfigError listing what the runs logged when none of them logged `metric` (or `best_<metric>`)."""
+    logged = {name for run in runs for name in run.data.metrics}
+    if runs and not {metric, f"best_{metric}"} & logged:
+        names = sorted(name for name in logged if not name.startswith("best_"))
+        raise ConfigError(f"metric must be one the runs logged: {', '.join(names)}. Received: metric={metric}")
+
+
 def compare_command(args: list[str]) -> int:
     """`python -m skinexp compare [sweep=<parent run id | name>] [experiment=skinexp] [metric=val_iou] [uri=...]`."""
     from skinexp import tracking
@@ -91,7 +100,9 @@ def compare_command(args: list[str]) -> int:
     options = parse_options("compare", args, DEFAULTS)
     tracking.open_store_uri(options["uri"], Path.cwd(), "uri")
     parent = tracking.find_sweep(options["experiment"], options["sweep"] or None)
-    table = leaderboard(tracking.child_runs(parent.info.run_id), options["metric"])
+    children = tracking.child_runs(parent.info.run_id)
+    check_metric(children, options["metric"])
+    table = leaderboard(children, options["metric"])
     finished = sum(row["status"] == "FINISHED" for row in table)
     print(f"sweep {parent.info.run_name} ({parent.info.run_id}, {parent.info.status}): {len(table)} jobs, "
           f"{finished} finished, {len(table) - finished} failed; ranked by best {options['metric']}\n")

@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 
 from skinexp import postprocess, tracking
 from skinexp.config.schema import DatasetConfig, Postprocess
+from skinexp.console import Progress
 from skinexp.data.sources import load_splits
 from skinexp.data.types import Split
 from skinexp.errors import ConfigError
@@ -75,7 +76,9 @@ def evaluate(cfg, *, output_dir: Path, base_dir: Path) -> EvaluationResult:
     split_name, split = choose_split(splits, cfg.split, explicit)
     threshold = cfg.threshold if cfg.threshold is not None else trained.threshold
 
-    probabilities = predict_probabilities(trained.model, split.images, cfg.batch_size, cfg.tta)
+    progress = Progress(len(split), f"evaluate {split_name}")
+    probabilities = predict_probabilities(trained.model, split.images, cfg.batch_size, cfg.tta, progress)
+    progress.close()
     keep_largest, postprocess_gain = False, None
     if cfg.postprocess == Postprocess.largest_component:
         val_probabilities = probabilities if split_name == "val" else predict_probabilities(
@@ -88,7 +91,7 @@ def evaluate(cfg, *, output_dir: Path, base_dir: Path) -> EvaluationResult:
     summary = {**summarize(per_image), "images": len(per_image), "split": split_name, "threshold": threshold,
                "tta": bool(cfg.tta), "postprocess": str(cfg.postprocess), "postprocess_applied": keep_largest,
                "postprocess_val_iou_gain": postprocess_gain, "run": cfg.run, "dataset": str(dataset_cfg.name)}
-    _write(output_dir, split, per_image, summary, masks, cfg.columns)
+    _write(output_dir, split, per_image, summary, masks, cfg.columns, figure_title(split_name, dataset_cfg))
     if postprocess_gain is not None:
         verdict = "helps" if keep_largest else "does not help"
         print(f"skinexp: largest_component {verdict} on validation (mean IoU {postprocess_gain:+.4f}); "
@@ -97,7 +100,13 @@ def evaluate(cfg, *, output_dir: Path, base_dir: Path) -> EvaluationResult:
     return EvaluationResult(summary, output_dir, run_id)
 
 
-def _write(output_dir: Path, split: Split, per_image, summary, masks, columns: int) -> None:
+def figure_title(split_name: str, dataset_cfg) -> str:
+    """What the figures show: the split and the dataset actually evaluated (`val images of folder isic-real`)."""
+    where = f" {Path(str(dataset_cfg.root)).name}" if dataset_cfg.root else ""
+    return f"{split_name} images of {dataset_cfg.name}{where}"
+
+
+def _write(output_dir: Path, split: Split, per_image, summary, masks, columns: int, title: str) -> None:
     from skinexp.plots import close, notebook_figure
 
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -110,11 +119,11 @@ def _write(output_dir: Path, split: Split, per_image, summary, masks, columns: i
     ious = np.array([s["iou"] for s in per_image])
     count = min(columns, len(ious))
     order = np.argsort(ious, kind="stable")
-    for name, index, title in (("figure.png", np.arange(count), "test images"),
-                               ("best.png", order[::-1][:count], f"best {count} by IoU"),
-                               ("worst.png", order[:count], f"worst {count} by IoU")):
+    for name, index, heading in (("figure.png", np.arange(count), title),
+                                 ("best.png", order[::-1][:count], f"{title}: best {count} by IoU"),
+                                 ("worst.png", order[:count], f"{title}: worst {count} by IoU")):
         figure = notebook_figure(split.images[index], split.masks[index], masks[index],
-                                 [f"{split.ids[i]}\nIoU {ious[i]:.3f}" for i in index], title)
+                                 [f"{split.ids[i]}\nIoU {ious[i]:.3f}" for i in index], heading)
         figure.savefig(output_dir / name, dpi=100)
         close(figure)
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from skinexp.config.compose import compose, composition_errors, conf_dir, one_line, register
+from skinexp.config.compose import compose, composition_errors, conf_dir, explain, register
 from skinexp.errors import ConfigError, SkinexpError
 
 
@@ -18,6 +19,15 @@ class _Carried(BaseException):
     def __init__(self, error: SkinexpError):
         super().__init__(str(error))
         self.error = error
+
+
+def _discard_run_dir() -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    from skinexp.outputs import remove_if_only_bookkeeping
+
+    hydra_cfg = HydraConfig.get()
+    remove_if_only_bookkeeping(Path(hydra_cfg.runtime.output_dir), (f"{hydra_cfg.job.name}.log",))
 
 
 def _task(job_name: str, started: list[bool]) -> Callable[[Any], Any]:
@@ -31,6 +41,8 @@ def _task(job_name: str, started: list[bool]) -> Callable[[Any], Any]:
         try:
             return getattr(jobs, job_name)(cfg)
         except SkinexpError as error:
+            if not getattr(error, "run_id", None):  # refused before any run: no empty folder left behind
+                _discard_run_dir()
             raise _Carried(error) from error
 
     return task
@@ -47,7 +59,8 @@ def run_hydra(command: str, config_name: str, job_name: str, args: list[str],
 
     # TensorFlow's C++ start-up chatter (absl, oneDNN, CPU features), some of it at error level though harmless;
     # set TF_CPP_MIN_LOG_LEVEL yourself to see it.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if not os.environ.get("TF_CPP_MIN_LOG_LEVEL"):
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     register()
     if not any(arg.startswith("-") for arg in args):
         check(compose(config_name, args))
@@ -64,6 +77,6 @@ def run_hydra(command: str, config_name: str, job_name: str, args: list[str],
 
         end_unfinished_sweep(error)
         if isinstance(error, composition_errors()) and not started:  # inside a job it is a bug, not a config
-            raise ConfigError(one_line(error)) from None
+            raise ConfigError(explain(error, config_name, args)) from None
         raise
     return 0

@@ -68,10 +68,16 @@ def flip_averaged(predict_batch, batch: np.ndarray) -> np.ndarray:
     return total / len(FLIPS)
 
 
-def predict_probabilities(model, images: np.ndarray, batch_size: int, tta: bool = False) -> np.ndarray:
-    """Probabilities (N, S, S, 1) float32 for uint8 images (N, S, S, 3); `tta` averages over flips."""
+def predict_probabilities(model, images: np.ndarray, batch_size: int, tta: bool = False,
+                          progress=None) -> np.ndarray:
+    """Probabilities (N, S, S, 1) float32 for uint8 images (N, S, S, 3); `tta` averages over flips.
+
+    `progress` (a `skinexp.console.Progress`) advances by each batch's images.
+    """
     outputs = []
     for start in range(0, len(images), batch_size):
         batch = np.asarray(images[start:start + batch_size], np.float32)
         outputs.append(flip_averaged(model.predict_on_batch, batch) if tta else model.predict_on_batch(batch))
+        if progress is not None:
+            progress.advance(len(batch))
     return np.concatenate([np.asarray(o, np.float32) for o in outputs])

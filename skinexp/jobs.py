@@ -12,10 +12,11 @@ import sys
 import traceback
 from pathlib import Path
 
+from skinexp import console
 from skinexp.errors import SkinexpError
 from skinexp.naming import job_run_name
 from skinexp.sweeps import SWEEP_KEYS_ENV
-from skinexp.tracking import PARENT_RUN_ENV, runs_page_url
+from skinexp.tracking import PARENT_RUN_ENV, run_page_url
 from skinexp.ui import UI_HOST, UI_PORT
 
 
@@ -38,24 +39,29 @@ def train_job(cfg) -> float:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from skinexp.resume import rerun_setup, resume_setup
-    from skinexp.train import train
-
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     overrides = list(hydra_cfg.overrides.task)
     swept = [k for k in os.environ.get(SWEEP_KEYS_ENV, "").split(",") if k] if multirun else []
     run_name = job_run_name(cfg.tracking.run_name, overrides, swept)
-    base_dir = Path(hydra_cfg.runtime.cwd)
+    base_dir, output_dir = Path(hydra_cfg.runtime.cwd), Path(hydra_cfg.runtime.output_dir)
+    with console.copied_to(output_dir / f"{hydra_cfg.job.name}.log") as log:
+        return _train(cfg, hydra_cfg, overrides, run_name, base_dir, output_dir, multirun, log)
+
+
+def _train(cfg, hydra_cfg, overrides, run_name, base_dir, output_dir, multirun, log) -> float:
+    from skinexp.resume import rerun_setup, resume_setup
+    from skinexp.train import train
+
     try:
         resume, tags = None, None
         if cfg.resume:
             cfg, resume, run_name = resume_setup(cfg, overrides, base_dir)
         elif cfg.rerun_of:
             cfg, run_name, tags = rerun_setup(cfg, overrides, base_dir)
-        result = train(cfg, output_dir=Path(hydra_cfg.runtime.output_dir), base_dir=base_dir, run_name=run_name,
-                       overrides=overrides, parent_run_id=os.environ.get(PARENT_RUN_ENV) if multirun else None,
-                       job_number=hydra_cfg.job.num if multirun else 0, resume=resume, tags=tags)
+        result = train(cfg, output_dir=output_dir, base_dir=base_dir, run_name=run_name, overrides=overrides,
+                       parent_run_id=os.environ.get(PARENT_RUN_ENV) if multirun else None,
+                       job_number=hydra_cfg.job.num if multirun else 0, resume=resume, tags=tags, console_log=log)
     except SkinexpError as error:
         if not multirun:
             raise
@@ -70,35 +76,42 @@ def train_job(cfg) -> float:
         return math.nan
 
     remote = result.tracking_uri.startswith(("http://", "https://"))
-    url = runs_page_url(result.tracking_uri if remote else f"http://{UI_HOST}:{UI_PORT}", result.experiment_id)
+    url = run_page_url(result.tracking_uri if remote else f"http://{UI_HOST}:{UI_PORT}", result.experiment_id,
+                       result.run_id)
     print(f"skinexp: run {result.run_id} ({run_name}) finished: best val_iou {result.best_val_iou:.4f} at epoch "
           f"{result.best_epoch}, threshold {result.best_threshold:.2f}. See it: `make ui`, then {url}")
     return result.best_val_iou
 
 
-def _runtime():
+def _inference_job(cfg, work, report) -> None:
+    """evaluate and predict: results into `output=` (else Hydra's run folder); the console, `report`'s summary
+    included, copied into the run folder's log, never into the user's `output=` folder."""
     from hydra.core.hydra_config import HydraConfig
 
     hydra_cfg = HydraConfig.get()
-    return Path(hydra_cfg.runtime.output_dir), Path(hydra_cfg.runtime.cwd)
+    run_dir, base_dir = Path(hydra_cfg.runtime.output_dir), Path(hydra_cfg.runtime.cwd)
+    output_dir = base_dir / Path(cfg.output).expanduser() if cfg.output else run_dir
+    with console.copied_to(run_dir / f"{hydra_cfg.job.name}.log"):
+        print(report(work(cfg, output_dir=output_dir, base_dir=base_dir)))
+
+
+def _evaluated(result) -> str:
+    summary = result.summary
+    return (f"skinexp: evaluated {summary['images']} images ({summary['split']}, threshold {summary['threshold']:.2f}"
+            f"{', tta' if summary['tta'] else ''}): mean IoU {summary['mean_iou']:.4f}, mIoU {summary['miou']:.4f}, "
+            f"Dice {summary['mean_dice']:.4f}, accuracy {summary['accuracy']:.4f}, thresholded Jaccard "
+            f"{summary['thresholded_jaccard']:.4f}\nskinexp: per_image.csv, summary.json and figures in "
+            f"{result.output_dir}; evaluation run {result.run_id}")
 
 
 def evaluate_job(cfg) -> None:
     from skinexp.evaluate import evaluate
 
-    output_dir, base_dir = _runtime()
-    result = evaluate(cfg, output_dir=output_dir, base_dir=base_dir)
-    summary = result.summary
-    print(f"skinexp: evaluated {summary['images']} images ({summary['split']}, threshold {summary['threshold']:.2f}"
-          f"{', tta' if summary['tta'] else ''}): mean IoU {summary['mean_iou']:.4f}, mIoU {summary['miou']:.4f}, "
-          f"Dice {summary['mean_dice']:.4f}, accuracy {summary['accuracy']:.4f}, thresholded Jaccard "
-          f"{summary['thresholded_jaccard']:.4f}\nskinexp: per_image.csv, summary.json and figures in "
-          f"{result.output_dir}; evaluation run {result.run_id}")
+    _inference_job(cfg, evaluate, _evaluated)
 
 
 def predict_job(cfg) -> None:
     from skinexp.predict import predict
 
-    output_dir, base_dir = _runtime()
-    result = predict(cfg, output_dir=output_dir, base_dir=base_dir)
-    print(f"skinexp: wrote {result.count} masks and predict.npy to {result.output_dir}")
+    _inference_job(cfg, predict, lambda result: f"skinexp: wrote {result.count} masks and predict.npy to "
+                                                f"{result.output_dir}")

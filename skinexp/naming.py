@@ -1,7 +1,13 @@
-"""MLflow run names built from the command-line overrides."""
+"""MLflow run names built from the command-line overrides: short, about what changes the model or the training.
+
+The full overrides stay in the run's `hydra_overrides` tag and its params.
+"""
 from __future__ import annotations
 
-_HIDDEN_FROM_NAMES = ("hydra", "tracking.", "+hydra", "hparams_search")
+MAX_LENGTH = 50
+# Bookkeeping, not what a run learns: where things are logged or kept, how verbosely, which run to continue.
+_HIDDEN_PREFIXES = ("hydra", "tracking.", "hparams_search", "resume", "rerun_of", "train.verbose",
+                    "train.sample_", "dataset.cache", "dataset.root", "dataset=")
 
 
 def override_key(override: str) -> str:
@@ -9,20 +15,37 @@ def override_key(override: str) -> str:
     return override.lstrip("+~").partition("=")[0]
 
 
+def _value(value: str) -> str:
+    if "/" in value.rstrip("/"):  # a path: its last folder
+        return value.rstrip("/").rsplit("/", 1)[-1]
+    if any(c in value for c in ".eE"):
+        try:
+            return format(float(value), ".4g")
+        except ValueError:
+            pass
+    return value
+
+
 def run_name_from(overrides: list[str]) -> str:
-    """`model.filters=64 optim.lr=1e-4` -> `filters=64,lr=0.0001`; no overrides -> `default`."""
+    """`model.filters=64 optim.lr=1e-4` -> `filters=64,lr=0.0001`; no overrides that name a run -> `default`.
+
+    Keys are shown by their last part, paths by their last folder; a name stops before MAX_LENGTH characters,
+    ending in `,+N` for the N overrides left out.
+    """
     parts = []
     for override in overrides:
         key, _, value = override.lstrip("+~").partition("=")
-        if key.startswith(_HIDDEN_FROM_NAMES):
+        if override.lstrip("+~").startswith(_HIDDEN_PREFIXES):
             continue
-        if any(c in value for c in ".eE"):
-            try:
-                value = format(float(value), ".4g")
-            except ValueError:
-                pass
-        parts.append(f"{key.split('.')[-1].split('/')[-1]}={value}")
-    return ",".join(parts) or "default"
+        parts.append(f"{key.split('.')[-1].split('/')[-1]}={_value(value)}")
+    name = ""
+    for count, part in enumerate(parts):
+        candidate = f"{name},{part}" if name else part
+        rest = len(parts) - count - 1
+        if len(candidate) + (len(f",+{rest}") if rest else 0) > MAX_LENGTH and name:
+            return f"{name},+{len(parts) - count}"
+        name = candidate
+    return name or "default"
 
 
 def job_run_name(explicit: str | None, overrides: list[str], swept_keys: list[str]) -> str:

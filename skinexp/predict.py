@@ -10,6 +10,7 @@ from PIL import Image
 
 from skinexp import postprocess
 from skinexp.config.schema import Postprocess
+from skinexp.console import Progress
 from skinexp.data.arrays import pixel_scale, resize, scaled_uint8
 from skinexp.data.folder import EXTENSIONS, image_files, read_rgb
 from skinexp.data.npy import open_array
@@ -74,6 +75,7 @@ def predict(cfg, *, output_dir: Path, base_dir: Path) -> PredictionResult:
     output_dir.mkdir(parents=True, exist_ok=True)
     probabilities = np.lib.format.open_memmap(output_dir / "predict.npy", mode="w+", dtype=np.float32,
                                               shape=(len(stems), size, size, 1))
+    progress = Progress(len(stems), "predict")
     for start in range(0, len(stems), CHUNK):
         originals = [read(index) for index in range(start, min(start + CHUNK, len(stems)))]
         resized = np.stack([resize(image[None], size, Image.BILINEAR)[0] for image in originals])
@@ -85,5 +87,7 @@ def predict(cfg, *, output_dir: Path, base_dir: Path) -> PredictionResult:
             full = np.asarray(Image.fromarray(probability[..., 0], mode="F").resize((width, height), Image.BILINEAR))
             mask = postprocess.to_masks(full[None, ..., None], threshold, keep_largest)[0, ..., 0]
             Image.fromarray(mask * 255).save(output_dir / f"{stem}.png")
+        progress.advance(len(batch))
+    progress.close()
     probabilities.flush()
     return PredictionResult(len(stems), output_dir)

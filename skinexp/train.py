@@ -66,7 +66,7 @@ def _on_sigterm(signum, frame):
 def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: list[str],
           parent_run_id: Optional[str] = None, splits: Optional[DataSplits] = None,
           job_number: int = 0, resume: Optional[ResumeState] = None,
-          tags: Optional[dict[str, str]] = None) -> TrainResult:
+          tags: Optional[dict[str, str]] = None, console_log: Optional[Path] = None) -> TrainResult:
     """Train the configured U-Net and track everything in MLflow.
 
     Args:
@@ -79,6 +79,7 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
         job_number: the sweep job's number (picks the GPU with `train.pin_gpu`).
         resume: continue an interrupted run from its last finished epoch, into the same MLflow run.
         tags: extra run tags (e.g. `rerun_of`).
+        console_log: a file holding what the command printed, logged to the run as `logs/<name>`.
 
     Data and store are checked before the MLflow run starts, so bad input leaves no run behind.
     After every epoch the model, optimizer state and epoch are kept in `<output_dir>/checkpoints`
@@ -143,7 +144,7 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
     previous_handler = _install_sigterm()
     try:
         with tracking.run(experiment_id, run_name, parent_run_id=parent_run_id, tags=run_tags,
-                          resume_run_id=resume.run_id if resume else None) as active:
+                          resume_run_id=resume.run_id if resume else None, console_log=console_log) as active:
             run_id = active.info.run_id
             if resume:
                 tracking.set_tags({"resumed_from_epoch": resume.epoch})
@@ -157,7 +158,7 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
                 model.fit(train_data, validation_data=val_data, epochs=train_cfg.epochs, callbacks=callbacks,
                           initial_epoch=resume.epoch if resume else 0,
                           steps_per_epoch=steps_per_epoch if train_cfg.max_steps_per_epoch else None,
-                          verbose=train_cfg.verbose, shuffle=False)  # the dataset shuffles itself
+                          verbose=keras_verbosity(train_cfg.verbose), shuffle=False)  # the dataset shuffles itself
             except KeyboardInterrupt as interrupt:  # what the entry point tells the user
                 interrupt.epochs_done = len(epoch_logger.history.get("loss", []))
                 interrupt.epochs = train_cfg.epochs
@@ -212,6 +213,15 @@ def _restore_sigterm(previous) -> None:
         # An error inside an epoch's end could leave interrupts blocked (see DeferInterrupts).
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
         signal.signal(signal.SIGTERM, previous)
+
+
+def keras_verbosity(verbose: str, stream=None) -> int:
+    """`train.verbose` as Keras' `fit` takes it: `auto` is a live bar (1) on a terminal, one line per epoch (2) in
+    logs, CI and batch jobs, whose output is not a terminal."""
+    if str(verbose) != "auto":
+        return int(verbose)
+    stream = stream or sys.stdout
+    return 1 if getattr(stream, "isatty", lambda: False)() else 2
 
 
 def _strategy(name: Strategy):

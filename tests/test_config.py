@@ -57,21 +57,23 @@ def test_rejected_values_name_key_and_value(compose, override, key, received):
 
 
 @pytest.mark.parametrize("override, allowed", [
-    ("model.upsample=nearest", "[upsampling, transpose]"),
-    ("optim.name=rmsprop", "[adam, adamw, sgd]"),
-    ("optim.schedule=linear", "[constant, cosine, plateau]"),
-    ("loss.name=focal", "[bce, dice, bce_dice]"),
-    ("augment.name=custom", "[none, light, strong]"),  # no file or doc defines `custom`
-    ("train.precision=float64", "[float32, mixed_float16, mixed_bfloat16]"),
-    ("train.strategy=tpu", "[default, mirrored]"),
-    ("dataset.cache=ram", "[memory, disk]"),
+    ("model.upsample=nearest", "upsampling, transpose"),
+    ("optim.name=rmsprop", "adam, adamw, sgd"),
+    ("optim.schedule=linear", "constant, cosine, plateau"),
+    ("loss.name=focal", "bce, dice, bce_dice"),
+    ("augment.name=custom", "none, light, strong"),  # no file or doc defines `custom`
+    ("train.precision=float64", "float32, mixed_float16, mixed_bfloat16"),
+    ("train.strategy=tpu", "default, mirrored"),
+    ("dataset.cache=ram", "memory, disk"),
     ("train.checkpoint_monitor=val_dic", "val_dice"),  # a typo fails at composition, not after training
 ])
 def test_a_bad_choice_fails_at_composition_with_the_allowed_values(compose, override, allowed):
     with pytest.raises(ConfigError) as error:
         compose("train", [override])
     message = str(error.value)
-    assert override in message and allowed in message and "\n" not in message
+    key = override.partition("=")[0]
+    assert message.startswith(f"{key} must be one of ") and allowed in message and "\n" not in message
+    assert message.endswith(f"Received: {override}")
     assert "full_key" not in message and "object_type" not in message
 
 
@@ -99,6 +101,18 @@ def test_builders_raise_on_an_unknown_name_instead_of_a_default(build, section):
     args = (section, 10, 2) if function == "build_optimizer" else (section,)
     with pytest.raises(Exception, match=f"Received: .*{section.name}"):
         builder(*args)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("model.fliters=32", "model.fliters is not a config key; did you mean model.filters? Received: model.fliters=32"),
+    ("trian.epochs=3", "trian.epochs is not a config key; did you mean train.epochs? Received: trian.epochs=3"),
+    ("optim=rmsprop", "optim has no option rmsprop; choose one of adam, adamw, sgd. Received: optim=rmsprop"),
+    ("model.filters=abc", "model.filters must be an integer. Received: model.filters=abc"),
+])
+def test_typos_are_answered_in_one_line(compose, override, message):
+    with pytest.raises(ConfigError) as error:
+        compose("train", [override])
+    assert str(error.value) == message  # no full_key / object_type residue, no config search path
 
 
 def test_depth_must_leave_a_2x2_bottleneck(compose):

@@ -84,6 +84,18 @@ def test_predict_writes_one_mask_per_image_at_its_original_size(trained, main, t
     assert forced.returncode == 0, forced.stderr[-2000:]
 
 
+def test_predict_writes_only_masks_into_the_output_folder_and_its_log_under_runs(trained, main, tmp_path):
+    images = np.random.default_rng(1).integers(0, 256, (2, 36, 36, 3)).astype(np.uint8)
+    np.save(tmp_path / "images.npy", images)
+    out = tmp_path / "mine"
+    result = main("predict", f"run={trained['run'].info.run_id}", f"input={tmp_path / 'images.npy'}",
+                  f"output={out}", f"tracking.uri={trained['uri']}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(p.name for p in out.iterdir()) == ["00000.png", "00001.png", "predict.npy"]
+    (log,) = (tmp_path / "runs" / "predict").glob("*/*/predict.log")
+    assert f"wrote 2 masks and predict.npy to {out}" in log.read_text()
+
+
 def test_predict_from_a_notebook_npy(trained, main, tmp_path):
     images = np.random.default_rng(0).random((2, 40, 40, 3)).astype(np.float32)  # 0..1 floats, as notebooks save
     np.save(tmp_path / "data_test.npy", images)

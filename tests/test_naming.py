@@ -45,3 +45,22 @@ def test_without_a_sweep_every_visible_override_names_the_run():
     assert job_run_name("", ["train.epochs=2", "model.filters=8", "tracking.experiment=e"], []) == \
         "epochs=2,filters=8"
     assert job_run_name(None, [], []) == "default"
+
+
+def test_names_say_what_changes_the_model_or_the_training_not_where_data_or_logs_live():
+    overrides = ["dataset=folder", "dataset.root=/long/path/to/shared/data/isic-real", "dataset.image_size=64",
+                 "train.epochs=3", "dataset.cache=disk", "train.verbose=1", "resume=abc123"]
+    assert run_name_from(overrides) == "image_size=64,epochs=3"
+
+
+def test_a_path_shows_as_its_last_folder():
+    assert run_name_from(["+model.weights=/data/runs/2026/best.keras"]) == "weights=best.keras"
+
+
+def test_long_names_stop_before_50_characters_and_count_what_they_leave_out():
+    overrides = [f"model.option_{i}={i * 1000}" for i in range(8)]
+    name = run_name_from(overrides)
+    assert len(name) <= 50
+    shown = name.split(",")[:-1]
+    assert name.endswith(f",+{len(overrides) - len(shown)}")
+    assert shown == [f"option_{i}={i * 1000}" for i in range(len(shown))]

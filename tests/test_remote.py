@@ -91,7 +91,8 @@ def test_artifacts_are_proxied_by_the_server(trained, server):
 
 def test_summary_points_at_the_server_ui(trained, server):
     out = trained["result"].stdout
-    assert f"{server['url']}/#/experiments/{trained['experiment'].experiment_id}/runs" in out
+    run = trained["run"]
+    assert f"{server['url']}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}" in out
 
 
 def test_unreachable_server_fails_fast_with_one_line(tmp_path):

@@ -112,3 +112,8 @@ def test_optuna_runs_3_trials_maximising_val_iou(cli, tmp_path):
     _, (parent,), children = _sweep_runs(uri)
     assert len(children) == 3 and {c.info.status for c in children} == {"FINISHED"}
     assert len({c.data.params["optim.lr"] for c in children}) == 3
+
+
+def test_compare_refuses_a_metric_no_run_logged_and_lists_those_they_did(sweep, main):
+    line = error_line(main("compare", "metric=val_dic", f"uri={sweep['uri']}", cwd=sweep["workdir"]))
+    assert line.endswith("Received: metric=val_dic") and "val_dice" in line and "val_iou" in line

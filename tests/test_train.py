@@ -18,9 +18,14 @@ def _artifacts(client, run_id, path=""):
 
 
 def test_run_finished_with_name_from_overrides(trained):
+    from skinexp.naming import run_name_from
+
     run = trained["run"]
     assert run.info.status == "FINISHED"
-    assert run.info.run_name.endswith("filters=6,lr=0.001")
+    overrides = run.data.tags["hydra_overrides"].split()  # every override, in full
+    assert f"tracking.uri={trained['uri']}" in overrides
+    assert run.info.run_name == run_name_from(overrides) and len(run.info.run_name) <= 50
+    assert run.info.run_name.startswith("image_size=32,num_samples=16,") and "uri" not in run.info.run_name
     assert trained["experiment"].tags["mlflow.experimentKind"] == "custom_model_development"
 
 
@@ -68,6 +73,7 @@ def test_artifacts_images_checkpoint_and_logged_model(trained):
     client, run = trained["client"], trained["run"]
     files = _artifacts(client, run.info.run_id)
     assert "config/config.yaml" in files and "curves.png" in files and "checkpoints/best.keras" in files
+    assert "logs/train.log" in files
     sample_steps = {f.split("+step+")[1].split("+")[0] for f in files if f.startswith("images/samples+step+")}
     assert sample_steps == {"0", "1", "2"}  # step 0: the untrained model
     mlflow.set_tracking_uri(client.tracking_uri)
@@ -79,7 +85,7 @@ def test_artifacts_images_checkpoint_and_logged_model(trained):
 def test_summary_line_points_at_the_ui(trained):
     out = trained["result"].stdout
     assert trained["run"].info.run_id in out and "best val_iou" in out
-    assert f"#/experiments/{trained['experiment'].experiment_id}/runs" in out
+    assert f"#/experiments/{trained['experiment'].experiment_id}/runs/{trained['run'].info.run_id}" in out
 
 
 def test_outputs_stay_under_runs_of_the_working_directory(trained):

@@ -70,7 +70,7 @@ def browser(chromium):
 
 
 def printed_url(server: Server) -> str:
-    match = re.search(r"skinexp: runs table: (\S+)", server.log())
+    match = re.search(r"skinexp: runs table: (\S+)", server.log(chars=1_000_000))
     assert match, f"ui printed no runs-table URL:\n{server.log()}"
     return match.group(1)
 
@@ -89,6 +89,15 @@ def test_runs_table_renders_every_run_name(served, browser):
     browser.open(printed_url(served["server"]))
     condition = " && ".join(f"document.body.textContent.includes({name!r})" for name in names)
     browser.wait_for(condition, timeout=60, what=f"run names {names} in the runs table")
+
+
+def test_runs_table_opens_with_the_columns_that_matter(served, browser):
+    """skinexp's shared view (an experiment tag the printed URL names) selects the metric columns."""
+    assert "viewStateShareKey=skinexp" in printed_url(served["server"])
+    browser.open(printed_url(served["server"]))
+    columns = ("best_val_iou", "val_iou", "val_dice")
+    condition = " && ".join(f"document.body.textContent.includes({name!r})" for name in columns)
+    browser.wait_for(condition, timeout=60, what=f"columns {columns} in the runs table")
 
 
 def test_run_page_shows_the_sample_masks_of_the_last_epoch(served, browser):

@@ -65,7 +65,13 @@ def check_augment(augment: Any) -> None:
             raise ConfigError(f"augment.{key} must be in [0, {high}]. Received: augment.{key}={augment[key]}")
 
 
+VERBOSITY = ("auto", "0", "1", "2")
+
+
 def check_train_section(train: Any) -> None:
+    if str(train.verbose) not in VERBOSITY:
+        raise ConfigError(f"train.verbose must be one of {', '.join(VERBOSITY)}. "
+                          f"Received: train.verbose={train.verbose}")
     _positive(train, "train", ("epochs", "batch_size", "sample_every", "steps_per_execution"))
     _non_negative(train, "train", ("sample_count", "early_stopping"))
 

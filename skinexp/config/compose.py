@@ -27,8 +27,6 @@ def register() -> None:
         # The pid keeps two jobs started in the same second in different output directories; cached so that
         # launcher workers (joblib, Ray) resolve the sweep directory to the launching process's pid.
         OmegaConf.register_new_resolver("skinexp_pid", lambda: str(os.getpid()), use_cache=True)
-    if not OmegaConf.has_resolver("skinexp_or"):
-        OmegaConf.register_new_resolver("skinexp_or", lambda value, default: default if value is None else value)
 
 
 def one_line(error: BaseException) -> str:
@@ -38,6 +36,62 @@ def one_line(error: BaseException) -> str:
     if cause is not None:
         parts += [line.strip() for line in str(cause).strip().splitlines()[:1] if line.strip()]
     return "; ".join(dict.fromkeys(p for p in parts if not p.startswith(_RESIDUE)))
+
+
+def explain(error: BaseException, config_name: str, overrides: list[str]) -> str:
+    """A composition error as the house's one line (`... Received: <override>`): an unknown key with the closest
+    keys, a bad choice or group option with the allowed ones; anything else as Hydra's message on one line."""
+    import re
+
+    text = "\n".join([str(error), str(error.__cause__ or "")])
+    by_key = {override.lstrip("+~").partition("=")[0]: override for override in overrides}
+    unknown = re.search(r"Could not override '([^']+)'", text)
+    if unknown and "not in" in text:
+        key = unknown.group(1)
+        close = _closest_keys(key, config_name)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        return f"{key} is not a config key{hint} Received: {by_key.get(key, key)}"
+    choice = re.search(r"Error merging override (\S+)", text)
+    allowed = re.search(r"Invalid value '[^']*', expected one of \[([^\]]*)\]", text)
+    if choice and allowed:
+        key = choice.group(1).lstrip("+~").partition("=")[0]
+        return f"{key} must be one of {allowed.group(1)}. Received: {choice.group(1)}"
+    converted = re.search(r"could not be converted to (\w+)", text)
+    if choice and converted:
+        key = choice.group(1).lstrip("+~").partition("=")[0]
+        kind = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false"}.get(converted.group(1),
+                                                                                          converted.group(1))
+        return f"{key} must be {kind}. Received: {choice.group(1)}"
+    option = re.search(r"Could not find '([^'/]+(?:/[^'/]+)*)/([^'/]+)'", text)
+    options = re.search(r"Available options in '[^']+':\s*\n((?:\s+\S+\n?)+)", text)
+    if option and options:
+        group, names = option.group(1), ", ".join(options.group(1).split())
+        return (f"{group} has no option {option.group(2)}; choose one of {names}. "
+                f"Received: {by_key.get(group, f'{group}={option.group(2)}')}")
+    return one_line(error)
+
+
+def _closest_keys(key: str, config_name: str) -> list[str]:
+    """The config's dotted key nearest to `key` by edit distance, if any is near."""
+    import difflib
+
+    from omegaconf import OmegaConf
+
+    try:
+        cfg = compose(config_name, [])
+    except ConfigError:
+        return []
+    keys: list[str] = []
+
+    def walk(node, prefix: str) -> None:
+        for name in node:
+            value = node[name] if OmegaConf.is_dict(node) else None
+            keys.append(prefix + name)
+            if OmegaConf.is_dict(value):
+                walk(value, f"{prefix}{name}.")
+
+    walk(cfg, "")
+    return difflib.get_close_matches(key, keys, n=1, cutoff=0.6)
 
 
 def composition_errors() -> tuple[type[BaseException], ...]:
@@ -62,4 +116,4 @@ def compose(config_name: str, overrides: list[str]):
         with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
             return hydra_compose(config_name=config_name, overrides=list(overrides))
     except composition_errors() as error:
-        raise ConfigError(one_line(error)) from None
+        raise ConfigError(explain(error, config_name, list(overrides))) from None

@@ -112,6 +112,7 @@ class DatasetConfig:
     cache: CacheKind = CacheKind.memory  # folder: decoded uint8 cache
     cache_dir: str = "runs/cache"  # folder with cache=disk: where decoded arrays are kept (from the working dir)
     test_split: float = 0.0  # fraction held out for test when the source has no test split
+    root_from: Optional[str] = None  # the environment variable a preset reads `root` from (named in errors)
 
 
 @dataclass
@@ -158,7 +159,7 @@ class TrainSection:
     seed: int = 42
     sample_every: int = 1  # epochs between sample-mask logs
     sample_count: int = 4  # validation images shown in the sample masks
-    verbose: int = 2  # Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch
+    verbose: str = "auto"  # auto: a progress bar on a terminal, else one line per epoch; 0 | 1 | 2 as in Keras
     precision: Precision = Precision.float32
     jit_compile: bool = False
     steps_per_execution: int = 1

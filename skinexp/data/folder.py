@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from skinexp.config.schema import CacheKind
+from skinexp.console import Progress
 from skinexp.data.arrays import binarise
 from skinexp.data.cache import cache_key, read_cache, write_cache
 from skinexp.data.types import Loaded, Split, existing_root
@@ -130,7 +131,7 @@ def decode_pair(pair: Pair, size: int, image_out: np.ndarray, mask_out: np.ndarr
     return Decoded(stored, float(binary.mean()), bool(other_values[0]))
 
 
-def _decode_split(pairs: list[Pair], size: int, pool: ThreadPoolExecutor, problems: list[str]):
+def _decode_split(pairs: list[Pair], size: int, pool: ThreadPoolExecutor, problems: list[str], progress: Progress):
     """(Split, foreground, sizes, masks with other values) of the pairs that decode; failures go to `problems`."""
     images = np.empty((len(pairs), size, size, 3), np.uint8)
     masks = np.empty((len(pairs), size, size, 1), np.uint8)
@@ -140,6 +141,8 @@ def _decode_split(pairs: list[Pair], size: int, pool: ThreadPoolExecutor, proble
             return decode_pair(pairs[index], size, images[index], masks[index])
         except DataError as error:
             return str(error)
+        finally:
+            progress.advance()
 
     results = list(pool.map(decode, range(len(pairs))))
     problems += [result for result in results if isinstance(result, str)]
@@ -165,7 +168,7 @@ def load_folder(dataset_cfg, *, strict: bool = True) -> Loaded:
     strict: raise DataError at the first problem (training); else skip the bad files and list them in
         `Loaded.problems` (`data check`), which also bypasses the disk cache.
     """
-    root = existing_root(dataset_cfg.root)
+    root = existing_root(dataset_cfg.root, getattr(dataset_cfg, "root_from", None))
     size = dataset_cfg.image_size
     problems, warnings = [], []
     folders = split_folders(root)
@@ -178,14 +181,16 @@ def load_folder(dataset_cfg, *, strict: bool = True) -> Loaded:
         return read_cache(cache_path)
 
     loaded = Loaded(splits={}, foreground={}, warnings=warnings, problems=problems)
+    progress = Progress(sum(len(split_pairs) for split_pairs in pairs.values()), "decoding images")
     with ThreadPoolExecutor(max_workers=min(16, 2 * (os.cpu_count() or 1))) as pool:  # PIL releases the GIL
         for split, split_pairs in pairs.items():
             loaded.splits[split], loaded.foreground[split], sizes, other_values = \
-                _decode_split(split_pairs, size, pool, problems)
+                _decode_split(split_pairs, size, pool, problems, progress)
             loaded.sizes += sizes
             if other_values:
                 warnings.append(f"{other_values} of the {len(split_pairs)} masks in {folders[split] / 'masks'} "
                                 "had values other than 0 and their maximum; binarised at half the maximum")
+    progress.close()
     if strict:
         _raise_first(problems, root)
     if cache_path is not None:

@@ -50,7 +50,7 @@ def _check_shapes(images: np.ndarray, masks: np.ndarray, images_path: Path, mask
 
 def load_npy(dataset_cfg) -> Loaded:
     """Every split the files hold, as uint8 (memory-mapped where nothing needs converting)."""
-    root = existing_root(dataset_cfg.root)
+    root = existing_root(dataset_cfg.root, getattr(dataset_cfg, "root_from", None))
     size = dataset_cfg.image_size
     loaded = Loaded(splits={}, foreground={})
     for split in SPLITS:

@@ -64,10 +64,12 @@ class DataSplits:
         return digest.hexdigest()[:16]
 
 
-def existing_root(root) -> Path:
-    """`dataset.root` as a Path; DataError when it is not a directory."""
+def existing_root(root, root_from: Optional[str] = None) -> Path:
+    """`dataset.root` as a Path; DataError when it is not a directory (naming `root_from`, the environment
+    variable that sets it, when a preset reads it from one)."""
     path = Path(root)
     if not path.is_dir():
         found = "a file" if path.exists() else "nothing"
-        raise DataError(f"dataset.root must be a directory. Received: dataset.root={root} ({found} there)")
+        how = f" (set {root_from} to the folder that holds images/ and masks/)" if root_from else ""
+        raise DataError(f"dataset.root must be a directory{how}. Received: dataset.root={root} ({found} there)")
     return path

@@ -48,5 +48,6 @@ from skinexp.tracking.store import (
     open_store_uri,
     prepare_store,
     resolve_uri,
+    run_page_url,
     runs_page_url,
 )

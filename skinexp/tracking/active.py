@@ -61,8 +61,13 @@ def source_tags() -> dict[str, str]:
 
 @contextlib.contextmanager
 def run(experiment_id: str, run_name: str, *, parent_run_id: Optional[str] = None,
-        resume_run_id: Optional[str] = None, tags: Optional[dict[str, str]] = None) -> Iterator[mlflow.ActiveRun]:
-    """An MLflow run that always ends: FINISHED, KILLED on interrupt, FAILED (with `failure_reason`) on error."""
+        resume_run_id: Optional[str] = None, tags: Optional[dict[str, str]] = None,
+        console_log: Optional[Path] = None) -> Iterator[mlflow.ActiveRun]:
+    """An MLflow run that always ends: FINISHED, KILLED on interrupt, FAILED (with `failure_reason`) on error.
+
+    `console_log`, a file that holds what the command printed, is logged as `logs/<name>` at the end, whatever
+    the ending.
+    """
     if resume_run_id:
         active = mlflow.start_run(run_id=resume_run_id)
         mlflow.set_tags(process_tags())
@@ -73,20 +78,28 @@ def run(experiment_id: str, run_name: str, *, parent_run_id: Optional[str] = Non
         yield active
     except KeyboardInterrupt as error:
         error.run_id = active.info.run_id
-        _end(active, "KILLED", "interrupted")
+        _end(active, "KILLED", "interrupted", console_log)
         raise
     except BaseException as error:
         error.run_id = active.info.run_id  # tells callers the failure is already recorded on this run
         status = "KILLED" if isinstance(error, SystemExit) and error.code in (130, 143) else "FAILED"
-        _end(active, status, f"{type(error).__name__}: {error}")
+        _end(active, status, f"{type(error).__name__}: {error}", console_log)
         raise
     else:
+        _log_console(console_log)
         mlflow.end_run("FINISHED")
 
 
-def _end(active: mlflow.ActiveRun, status: str, reason: str) -> None:
+def _log_console(console_log: Optional[Path]) -> None:
+    if console_log is not None and console_log.is_file():
+        with contextlib.suppress(Exception):  # the log must never be what fails a run
+            mlflow.log_artifact(str(console_log), "logs")
+
+
+def _end(active: mlflow.ActiveRun, status: str, reason: str, console_log: Optional[Path] = None) -> None:
     with contextlib.suppress(Exception):
         mlflow.set_tag("failure_reason", reason[:4000])
+    _log_console(console_log)
     mlflow.end_run(status)
 
 

@@ -1,6 +1,7 @@
 """The MLflow store: where it is, whether it answers, the experiment; and URLs into its UI."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -12,6 +13,15 @@ from skinexp.errors import TrackingError
 
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
+# The MLflow UI keeps a runs table's columns and order in a "shared view": an experiment tag
+# `mlflow.sharedViewState.<key>` that the URL names with `viewStateShareKey=<key>`.
+VIEW_KEY = "skinexp"
+VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
+VIEW_STATE = json.dumps({
+    "selectedColumns": ["attributes.`Created`", "attributes.`Duration`", "metrics.`best_val_iou`",
+                        "metrics.`val_iou`", "metrics.`val_dice`"],
+    "orderByKey": "metrics.`best_val_iou`", "orderByAsc": False,
+})
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep CLI output to our own lines
 # A new SQLite store announces its schema migrations on stderr; a user's first run should not read like a log.
 for _logger in ("mlflow.store.db.utils", "alembic.runtime.migration"):
@@ -90,7 +100,7 @@ def prepare_store(tracking_cfg, base_dir: Path) -> tuple[str, str]:
             try:
                 experiment_id = client.create_experiment(
                     tracking_cfg.experiment, artifact_location=artifact_location,
-                    tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+                    tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND, VIEW_TAG: VIEW_STATE})
             except mlflow.exceptions.MlflowException:
                 # Another job created it between our lookup and create.
                 experiment = client.get_experiment_by_name(tracking_cfg.experiment)
@@ -99,8 +109,9 @@ def prepare_store(tracking_cfg, base_dir: Path) -> tuple[str, str]:
                 experiment_id = experiment.experiment_id
         else:
             experiment_id = experiment.experiment_id
-            if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
-                client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+            for key, value in ((EXPERIMENT_KIND_TAG, EXPERIMENT_KIND), (VIEW_TAG, VIEW_STATE)):
+                if experiment.tags.get(key) != value:
+                    client.set_experiment_tag(experiment_id, key, value)
     except mlflow.exceptions.MlflowException as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise TrackingError(f"cannot use the tracking store: {first_line}. "
@@ -109,8 +120,15 @@ def prepare_store(tracking_cfg, base_dir: Path) -> tuple[str, str]:
 
 
 def runs_page_url(base: str, experiment_id: str) -> str:
-    """The experiment's runs table in the MLflow 3 UI, on its model-training (not GenAI) view."""
-    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+    """The experiment's runs table in the MLflow 3 UI, on its model-training (not GenAI) view, with the columns
+    of skinexp's shared view (`VIEW_STATE`)."""
+    return (f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+            f"&viewStateShareKey={VIEW_KEY}")
+
+
+def run_page_url(base: str, experiment_id: str, run_id: str) -> str:
+    """One run's own page in the MLflow 3 UI (its overview, metrics and images)."""
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
 def client() -> MlflowClient:

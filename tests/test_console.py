@@ -1,0 +1,76 @@
+"""What a newcomer sees: progress bars on a terminal only, the console kept in the run's log, Keras' verbosity
+from `train.verbose=auto`, and what an interrupt says."""
+from __future__ import annotations
+
+import io
+import sys
+
+import pytest
+
+from skinexp import console
+from skinexp.errors import Terminated, interrupt_message
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_redraws_in_place_on_a_terminal_and_ends_with_a_newline():
+    stream = Terminal()
+    progress = console.Progress(3, "evaluate val", stream=stream)
+    for _ in range(3):
+        progress.advance()
+    progress.close()
+    frames = stream.getvalue().split("\r")[1:]
+    assert len(frames) == 3 and frames[-1].startswith("evaluate val [" + "#" * 24 + "] 3/3 ")
+    assert frames[0].startswith("evaluate val [" + "#" * 8 + " " * 16 + "] 1/3 ") and "img/s ETA" in frames[0]
+    assert stream.getvalue().endswith("\n")
+
+
+def test_progress_is_silent_in_a_log():
+    stream = io.StringIO()
+    progress = console.Progress(5, "predict", stream=stream)
+    progress.advance(5)
+    progress.close()
+    assert stream.getvalue() == "" and progress.done == 5
+
+
+def test_the_console_is_copied_into_the_log_file(tmp_path, capsys):
+    log = tmp_path / "run" / "train.log"
+    with console.copied_to(log):
+        print("Epoch 1/2")
+        print("skinexp: warning: something", file=sys.stderr)
+    print("after")
+    assert log.read_text() == "Epoch 1/2\nskinexp: warning: something\n"
+    captured = capsys.readouterr()
+    assert captured.out == "Epoch 1/2\nafter\n" and captured.err == "skinexp: warning: something\n"
+
+
+@pytest.mark.parametrize("verbose, terminal, keras", [("auto", True, 1), ("auto", False, 2), ("0", True, 0),
+                                                       ("2", True, 2), ("1", False, 1)])
+def test_train_verbose_auto_is_a_bar_on_a_terminal_and_a_line_per_epoch_elsewhere(verbose, terminal, keras):
+    from skinexp.train import keras_verbosity
+
+    assert keras_verbosity(verbose, Terminal() if terminal else io.StringIO()) == keras
+
+
+def test_train_verbose_takes_auto_and_keras_values_only(compose):
+    from skinexp.config.checks import check_train
+    from skinexp.errors import ConfigError
+
+    assert compose("train", []).train.verbose == "auto"
+    check_train(compose("train", ["train.verbose=0"]))
+    with pytest.raises(ConfigError, match="Received: train.verbose=loud"):
+        check_train(compose("train", ["train.verbose=loud"]))
+
+
+def test_an_interrupt_says_where_training_stopped_and_how_to_continue():
+    interrupt = KeyboardInterrupt()
+    interrupt.run_id, interrupt.epochs_done, interrupt.epochs, interrupt.resumable = "abc", 3, 20, True
+    assert interrupt_message(interrupt) == ("skinexp: interrupted after epoch 3 of 20; run abc is KILLED; continue "
+                                            "with: python -m skinexp train resume=abc")
+    terminated = Terminated()
+    terminated.run_id, terminated.epochs_done, terminated.epochs, terminated.resumable = "abc", 0, 20, False
+    assert interrupt_message(terminated) == "skinexp: terminated (SIGTERM) after epoch 0 of 20; run abc is KILLED"
+    assert interrupt_message(KeyboardInterrupt()) == "skinexp: interrupted"  # before any run started
