@@ -13,6 +13,8 @@ def train_command(args: list[str]) -> int:
 
     # `experiment` sits in the defaults list (as `null`), so Hydra would refuse to append it with `+`.
     args = [arg[1:] if arg.startswith("+experiment=") else arg for arg in args]
+    # `cv=5` names the option `cv/5fold`: Hydra reads a bare 5 as a number, which cannot name a config.
+    args = [f"{arg}fold" if arg.startswith("cv=") and arg[3:].isdigit() else arg for arg in args]
     return run_hydra("train", "train", "train_job", args, check_train)
 
 

@@ -1,97 +1,103 @@
-"""Leaderboards of training runs and the `compare` command that prints a sweep's."""
+"""`python -m skinexp compare`: configs compared across sweeps or an experiment, as a table with confidence
+intervals and paired tests (`skinexp.comparison`), an HTML report (`skinexp.report`), logged to MLflow."""
 from __future__ import annotations
 
-import csv
-import io
-import math
+import os
+import tempfile
+import time
 from pathlib import Path
-from typing import Any
+from typing import Optional
 
+import numpy as np
+
+from skinexp.comparison import Comparison, compare, parse_per_image, to_markdown
 from skinexp.config.schema import DEFAULT_TRACKING
 from skinexp.errors import ConfigError
+from skinexp.leaderboard import leaderboard
+from skinexp.leaderboard import to_markdown as leaderboard_markdown
 from skinexp.options import parse_options, usage, wants_help
+from skinexp.outputs import refuse_existing
 
-DEFAULTS = {"sweep": "", "experiment": DEFAULT_TRACKING.experiment, "metric": "val_iou", "uri": DEFAULT_TRACKING.uri}
-_IGNORED_PARAMS = ("tracking.run_name", "resume")
-
-
-SHOWN_METRICS = ("best_val_iou", "val_dice", "val_loss", "best_epoch")
+DEFAULTS = {"sweep": "", "experiment": "", "metric": "val_iou", "group_by": "", "report": "",
+            "uri": DEFAULT_TRACKING.uri}
 
 
-def leaderboard(runs: list, metric: str = "val_iou") -> list[dict[str, Any]]:
-    """Rows sorted by the best value of `metric` (descending; losses ascending), failed runs last.
+def _masks(data: Optional[bytes]) -> dict[str, np.ndarray]:
+    """{image id: (S, S, 1) uint8 mask} from a run's `data/val_masks.npz`."""
+    if not data:
+        return {}
+    import io
 
-    Each row: run_id, run_name, status, score, params (only those that differ between runs), metrics,
-    failure_reason.
-    """
-    all_params = [run.data.params for run in runs]
-    keys = sorted({k for params in all_params for k in params} - set(_IGNORED_PARAMS))
-    differing = [k for k in keys if len({params.get(k) for params in all_params}) > 1]
-    lower_is_better = metric.endswith("loss")
-    rows = []
-    for run in runs:
-        metrics = run.data.metrics
-        score = metrics.get(f"best_{metric}", metrics.get(metric, math.nan))
-        rows.append({
-            "run_id": run.info.run_id, "run_name": run.info.run_name, "status": run.info.status, "score": score,
-            "params": {k: run.data.params.get(k, "") for k in differing},
-            "metrics": {k: metrics[k] for k in SHOWN_METRICS if k in metrics},
-            "failure_reason": run.data.tags.get("failure_reason", ""),
-        })
-
-    def order(row):
-        bad = row["status"] != "FINISHED" or math.isnan(row["score"])
-        if bad:  # failed or unscored runs last, in the order they ran
-            return (True, 0.0)
-        return (False, row["score"] if lower_is_better else -row["score"])
-
-    return sorted(rows, key=order)
+    with np.load(io.BytesIO(data)) as packed:
+        shape = tuple(packed["shape"])
+        masks = np.unpackbits(packed["masks"])[: int(np.prod(shape))].reshape(shape)
+        return dict(zip(packed["ids"].tolist(), masks))
 
 
-def _columns(table: list[dict[str, Any]]) -> tuple[list[str], list[str], list[str]]:
-    params = list(table[0]["params"]) if table else []
-    metrics = [m for m in SHOWN_METRICS if any(m in row["metrics"] for row in table)]
-    return params, metrics, ["rank", "run_name", "status", "score", *params, *metrics, "run_id", "failure_reason"]
+def _pixels(run, size: int) -> Optional[dict[str, tuple]]:
+    """{image id: (image, truth)} of the whole dataset the run trained on, at `size`; None if unreadable."""
+    from omegaconf import OmegaConf
+
+    from skinexp import tracking
+    from skinexp.config.schema import DatasetConfig
+    from skinexp.data.sources import load_source
+    from skinexp.errors import SkinexpError
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="skinexp-compare-") as scratch:
+            config = tracking.run_config(run.info.run_id, Path(scratch))
+        dataset = OmegaConf.merge(OmegaConf.structured(DatasetConfig), config["dataset"])
+        dataset.image_size = size
+        loaded = load_source(dataset)
+    except (SkinexpError, OSError, KeyError, Exception):  # noqa: B014  a report without pictures, not a failure
+        return None
+    return {image_id: (np.asarray(split.images[i]), np.asarray(split.masks[i]))
+            for split in loaded.splits.values() for i, image_id in enumerate(split.ids)}
 
 
-def _cells(rank: int, row: dict[str, Any], params: list[str], metrics: list[str]) -> list[str]:
-    def fmt(value):
-        return f"{value:.4f}" if isinstance(value, float) and not float(value).is_integer() else (
-            str(int(value)) if isinstance(value, float) else str(value))
+def report_inputs(comparison: Comparison):
+    """(val_iou histories by run, dataset pixels, each group's predicted masks by image) for the report."""
+    from skinexp import tracking
 
-    return [str(rank), row["run_name"], row["status"], fmt(row["score"]), *[row["params"][p] for p in params],
-            *[fmt(row["metrics"][m]) if m in row["metrics"] else "" for m in metrics], row["run_id"],
-            row["failure_reason"].splitlines()[0][:120] if row["failure_reason"] else ""]
-
-
-def to_csv(table: list[dict[str, Any]]) -> str:
-    params, metrics, header = _columns(table)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(header)
-    for rank, row in enumerate(table, 1):
-        writer.writerow(_cells(rank, row, params, metrics))
-    return out.getvalue()
+    histories, masks = {}, {}
+    for group in comparison.groups:
+        masks[group.name] = {}
+        for run in group.runs:
+            histories[run.info.run_id] = tracking.metric_histories(run.info.run_id, ["val_iou"]).get("val_iou", [])
+            for image_id, mask in _masks(tracking.artifact_bytes(run.info.run_id, "data/val_masks.npz")).items():
+                masks[group.name].setdefault(image_id, mask)
+    first = comparison.groups[0].runs[0]
+    size = next((next(iter(m.values())).shape[0] for m in masks.values() if m), 0)
+    pixels = _pixels(first, size) if size else None
+    return histories, pixels, masks
 
 
-def to_markdown(table: list[dict[str, Any]]) -> str:
-    params, metrics, header = _columns(table)
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for rank, row in enumerate(table, 1):
-        lines.append("| " + " | ".join(c.replace("|", "/") for c in _cells(rank, row, params, metrics)) + " |")
-    return "\n".join(lines)
+def compare_runs(runs: list, metric: str, group_by: Optional[list[str]], directory: Path, title: str,
+                 overwrite: bool = False) -> tuple[Comparison, list[Path]]:
+    """The comparison of `runs` and its files (report.html, comparison.csv, comparison.md) in `directory`."""
+    from skinexp import report, tracking
+
+    per_image = {run.info.run_id: parse_per_image(tracking.artifact_bytes(run.info.run_id, "val_per_image.csv"))
+                 for run in runs if run.info.status == "FINISHED"}
+    comparison = compare(runs, metric, group_by, per_image)
+    refuse_existing([directory / name for name in report.FILES], directory, overwrite, key="report")
+    return comparison, report.write(directory, comparison, title, *report_inputs(comparison))
 
 
-def check_metric(runs: list, metric: str) -> None:
-    """ConfigError listing what the runs logged when none of them logged `metric` (or `best_<metric>`)."""
-    logged = {name for run in runs for name in run.data.metrics}
-    if runs and not {metric, f"best_{metric}"} & logged:
-        names = sorted(name for name in logged if not name.startswith("best_"))
-        raise ConfigError(f"metric must be one the runs logged: {', '.join(names)}. Received: metric={metric}")
+def default_report_dir(base_dir: Path) -> Path:
+    """`runs/compare/<date>/<time>-<pid>`, with `-2`, `-3`, ... when that folder exists already."""
+    folder = base_dir / "runs" / "compare" / time.strftime("%Y-%m-%d")
+    name = f"{time.strftime('%H-%M-%S')}-{os.getpid()}"
+    candidate, count = folder / name, 1
+    while candidate.exists():
+        count += 1
+        candidate = folder / f"{name}-{count}"
+    return candidate
 
 
 def compare_command(args: list[str]) -> int:
-    """`python -m skinexp compare [sweep=<parent run id | name>] [experiment=skinexp] [metric=val_iou] [uri=...]`."""
+    """`python -m skinexp compare [sweep=ID|NAME[,...]] [experiment=NAME] [group_by=KEY,...] [metric=val_iou]
+    [report=DIR] [uri=...]`: the latest sweep when neither sweep= nor experiment= is given."""
     from skinexp import tracking
 
     if wants_help(args):
@@ -99,12 +105,54 @@ def compare_command(args: list[str]) -> int:
         return 0
     options = parse_options("compare", args, DEFAULTS)
     tracking.open_store_uri(options["uri"], Path.cwd(), "uri")
-    parent = tracking.find_sweep(options["experiment"], options["sweep"] or None)
-    children = tracking.child_runs(parent.info.run_id)
-    check_metric(children, options["metric"])
-    table = leaderboard(children, options["metric"])
+    experiment = options["experiment"] or DEFAULT_TRACKING.experiment
+    metric, group_by = options["metric"], [k for k in options["group_by"].split(",") if k] or None
+    if options["sweep"] or not options["experiment"]:
+        sweeps = [s for s in options["sweep"].split(",") if s] or [None]
+        parents, runs = tracking.sweep_runs(experiment, sweeps)
+        title = ", ".join(parent.info.run_name for parent in parents)
+    else:
+        parents, runs = [], tracking.experiment_runs(experiment)
+        title = f"experiment {experiment}"
+    if len(parents) == 1:
+        _print_leaderboard(parents[0], runs, metric)
+    directory = Path(options["report"]) if options["report"] else default_report_dir(Path.cwd())
+    comparison, files = compare_runs(runs, metric, group_by, directory, title)
+    print(f"{title}: {len(comparison.groups)} groups of {sum(len(g.runs) for g in comparison.groups)} FINISHED "
+          f"runs, ranked by {metric}\n\n{to_markdown(comparison)}")
+    if len(parents) == 1:
+        tracking.log_files(parents[0].info.run_id, directory, "comparison")
+        where = f"the sweep's parent run {parents[0].info.run_id}"
+    else:
+        experiment_id = (parents[0] if parents else runs[0]).info.experiment_id if (parents or runs) else None
+        run_id = tracking.start_comparison_run(experiment_id, f"compare {title}"[:250],
+                                               [run.info.run_id for g in comparison.groups for run in g.runs])
+        tracking.log_files(run_id, directory, "comparison")
+        tracking.end_run(run_id)
+        where = f"comparison run {run_id}"
+    print(f"skinexp: report {files[0]}; logged to {where}")
+    return 0
+
+
+def _print_leaderboard(parent, runs: list, metric: str) -> None:
+    table = leaderboard(runs, metric)
     finished = sum(row["status"] == "FINISHED" for row in table)
     print(f"sweep {parent.info.run_name} ({parent.info.run_id}, {parent.info.status}): {len(table)} jobs, "
-          f"{finished} finished, {len(table) - finished} failed; ranked by best {options['metric']}\n")
-    print(to_markdown(table))
-    return 0
+          f"{finished} finished, {len(table) - finished} failed; ranked by best {metric}\n")
+    print(leaderboard_markdown(table) + "\n")
+
+
+def compare_sweep(parent_run_id: str, directory: Path) -> Optional[Path]:
+    """At a sweep's end: its comparison and report into `directory`, logged to the parent; None without a
+    FINISHED job."""
+    from skinexp import tracking
+
+    runs = tracking.child_runs(parent_run_id)
+    if not any(run.info.status == "FINISHED" for run in runs):
+        return None
+    try:
+        _, files = compare_runs(runs, "val_iou", None, directory, f"sweep {parent_run_id}")
+    except ConfigError:
+        return None
+    tracking.log_files(parent_run_id, directory, "comparison")
+    return files[0]

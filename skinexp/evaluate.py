@@ -1,7 +1,6 @@
 """Evaluation: score a trained model on a dataset split, per image and over the set, and log it under its run."""
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from skinexp.data.types import Split
 from skinexp.errors import ConfigError
 from skinexp.inference import load_trained, predict_probabilities
 from skinexp.outputs import refuse_existing
-from skinexp.scores import image_scores, summarize
+from skinexp.scores import image_scores, per_image_table, summarize
 
 OUTPUT_FILES = ("per_image.csv", "summary.json", "figure.png", "best.png", "worst.png")
 PER_IMAGE_COLUMNS = ("id", "iou", "dice", "precision", "sensitivity", "specificity", "accuracy", "hd95")
@@ -110,11 +109,7 @@ def _write(output_dir: Path, split: Split, per_image, summary, masks, columns: i
     from skinexp.plots import close, notebook_figure
 
     output_dir.mkdir(parents=True, exist_ok=True)
-    with open(output_dir / "per_image.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(PER_IMAGE_COLUMNS)
-        for image_id, scores in zip(split.ids, per_image):
-            writer.writerow([image_id, *(f"{scores[c]:.6f}" for c in PER_IMAGE_COLUMNS[1:])])
+    (output_dir / "per_image.csv").write_text(per_image_table(split.ids, per_image, PER_IMAGE_COLUMNS))
     (output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     ious = np.array([s["iou"] for s in per_image])
     count = min(columns, len(ious))

@@ -176,6 +176,19 @@ def summarize(per_image: Sequence[Mapping[str, float]]) -> dict[str, float]:
     }
 
 
+def per_image_table(ids: Sequence[str], per_image: Sequence[Mapping[str, float]], columns: Sequence[str]) -> str:
+    """CSV text: a header of ``columns`` (``id`` first), one row per image with six decimals."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for image_id, scores in zip(ids, per_image):
+        writer.writerow([image_id, *(f"{scores[c]:.6f}" for c in columns[1:])])
+    return out.getvalue()
+
+
 THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.05), 2)  # the grid `best_threshold` searches
 
 

@@ -47,7 +47,8 @@ class SweepTracker(Callback):
 
     def on_multirun_end(self, config, **kwargs: Any) -> None:
         from skinexp import tracking
-        from skinexp.compare import leaderboard, to_csv, to_markdown
+        from skinexp.compare import compare_sweep
+        from skinexp.leaderboard import leaderboard, to_csv, to_markdown
 
         if self.parent_run_id is None:
             return
@@ -62,6 +63,13 @@ class SweepTracker(Callback):
             metrics.update({f"best_{key}": value for key, value in best["metrics"].items()})
         tracking.finish_parent_run(self.parent_run_id, metrics, tags, {
             "leaderboard.csv": to_csv(table), "leaderboard.md": to_markdown(table)})
+        try:  # the report must not fail a sweep that trained
+            report = compare_sweep(self.parent_run_id, Path(config.hydra.sweep.dir) / "comparison")
+            if report is not None:
+                print(f"skinexp: sweep report {report}", flush=True)
+        except Exception as error:
+            print(f"skinexp: warning: the sweep's comparison report failed: {type(error).__name__}: {error}",
+                  flush=True)
         os.environ.pop(tracking.PARENT_RUN_ENV, None)
         print(f"skinexp: sweep {self.parent_run_id}: {finished} finished, {len(table) - finished} failed\n"
               f"{to_markdown(table)}", flush=True)

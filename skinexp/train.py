@@ -22,6 +22,8 @@ from skinexp.plots import close, curves_figure
 from skinexp.resume import ResumeState
 from skinexp.scores import best_threshold
 
+VAL_COLUMNS = ("id", "iou", "dice", "precision", "sensitivity", "specificity", "hd95")
+
 
 @dataclass
 class TrainResult:
@@ -140,7 +142,9 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
                                                        patience=train_cfg.early_stopping))
 
     run_tags = {**tracking.source_tags(), "dataset_fingerprint": splits.fingerprint(),
-                "dataset": str(cfg.dataset.name), "model_parameters": str(model.count_params()), **(tags or {})}
+                "dataset": str(cfg.dataset.name), "model_parameters": str(model.count_params()),
+                "cv_folds": str(cfg.dataset.folds), "cv_fold": str(cfg.dataset.fold or 0) if cfg.dataset.folds else "",
+                **(tags or {})}
     previous_handler = _install_sigterm()
     try:
         with tracking.run(experiment_id, run_name, parent_run_id=parent_run_id, tags=run_tags,
@@ -174,6 +178,7 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
             tracking.log_metrics({"best_val_iou": float(np.nanmax(val_iou)), "best_epoch": best_epoch,
                                   "best_threshold": threshold, "val_iou_at_best_threshold": threshold_iou},
                                  step=len(val_iou))
+            _log_validation_images(splits.val, probabilities, threshold)
             curves = curves_figure(history)
             tracking.log_figure(curves, "curves.png")
             close(curves)
@@ -187,6 +192,22 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
     return TrainResult(run_id=run_id, experiment_id=experiment_id, tracking_uri=tracking_uri,
                        best_val_iou=float(np.nanmax(val_iou)), best_epoch=best_epoch,
                        best_threshold=threshold, checkpoint=best_path)
+
+
+def _log_validation_images(val, probabilities: np.ndarray, threshold: float) -> None:
+    """`val_per_image.csv` (the scores of each validation image at the best checkpoint and threshold, as evaluate
+    defines them) and `data/val_masks.npz` (those masks, bit-packed, for comparisons across runs)."""
+    import io
+
+    from skinexp.postprocess import to_masks
+    from skinexp.scores import image_scores, per_image_table
+
+    masks = to_masks(probabilities, threshold, keep_largest=False)
+    per_image = [image_scores(truth, predicted) for truth, predicted in zip(val.masks, masks)]
+    tracking.log_text(per_image_table(val.ids, per_image, VAL_COLUMNS), "val_per_image.csv")
+    packed = io.BytesIO()
+    np.savez_compressed(packed, ids=np.array(val.ids), shape=np.array(masks.shape), masks=np.packbits(masks))
+    tracking.log_bytes(packed.getvalue(), "data/val_masks.npz")
 
 
 def _build_compiled(cfg, steps_per_epoch: int):

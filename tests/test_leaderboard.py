@@ -6,7 +6,7 @@ import io
 import math
 from types import SimpleNamespace
 
-from skinexp.compare import leaderboard, to_csv, to_markdown
+from skinexp.leaderboard import leaderboard, to_csv, to_markdown
 
 
 def _run(run_id: str, status: str = "FINISHED", params: dict | None = None, metrics: dict | None = None,

@@ -16,7 +16,9 @@ def _sweep_runs(uri: str):
     experiment = client.get_experiment_by_name("skinexp")
     runs = client.search_runs([experiment.experiment_id], max_results=100)
     parents = [r for r in runs if r.data.tags.get("skinexp.sweep") == "true"]
-    return client, parents, [r for r in runs if r.data.tags.get("skinexp.sweep") != "true"]
+    children = [r for r in runs
+                if r.data.tags.get("skinexp.sweep") != "true" and "skinexp.comparison" not in r.data.tags]
+    return client, parents, children
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +119,51 @@ def test_optuna_runs_3_trials_maximising_val_iou(cli, tmp_path):
 def test_compare_refuses_a_metric_no_run_logged_and_lists_those_they_did(sweep, main):
     line = error_line(main("compare", "metric=val_dic", f"uri={sweep['uri']}", cwd=sweep["workdir"]))
     assert line.endswith("Received: metric=val_dic") and "val_dice" in line and "val_iou" in line
+
+
+def test_a_sweep_ends_with_its_comparison_report_on_the_parent(sweep):
+    client, (parent,), _ = _sweep_runs(sweep["uri"])
+    logged = {a.path for a in client.list_artifacts(parent.info.run_id, "comparison")}
+    assert logged == {"comparison/report.html", "comparison/comparison.csv", "comparison/comparison.md"}
+    assert "skinexp: sweep report " in sweep["result"].stdout
+
+
+def test_compare_groups_tests_and_writes_the_report(sweep, main, tmp_path):
+    result = main("compare", f"uri={sweep['uri']}", f"report={tmp_path / 'report'}", cwd=sweep["workdir"])
+    assert result.returncode == 0, result.stderr
+    assert "2 groups of 2 FINISHED runs" in result.stdout  # the refused job is not a group
+    header, first, second = (tmp_path / "report" / "comparison.csv").read_text().splitlines()
+    assert header == "rank,group,n,mean,sd,ci95_low,ci95_high,p_value,verdict,model.filters"
+    assert first.split(",")[8] == "best" and second.split(",")[8] in ("worse", "within noise")
+    assert 0 < float(second.split(",")[7]) <= 1  # the same validation images: a paired test was run
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert page.count("data:image/png;base64,") >= 2 + 3 * 2  # curves, boxes, and image | truth | 2 groups rows
+    assert "Where the groups disagree most" in page and "model.filters=4" in page
+
+
+def test_compare_an_experiment_logs_a_comparison_run(sweep, main, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    result = main("compare", "experiment=skinexp", f"uri={sweep['uri']}", f"report={tmp_path / 'r'}",
+                  cwd=sweep["workdir"])
+    assert result.returncode == 0, result.stderr
+    client = MlflowClient(sweep["uri"])
+    (run,) = client.search_runs([client.get_experiment_by_name("skinexp").experiment_id],
+                                "tags.`skinexp.comparison` = 'true'")
+    compared = set(run.data.tags["skinexp.compared_runs"].split(","))
+    _, _, children = _sweep_runs(sweep["uri"])
+    assert compared == {c.info.run_id for c in children if c.info.status == "FINISHED"}
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "comparison")} >= {"comparison/report.html"}
+    again = main("compare", "experiment=skinexp", f"uri={sweep['uri']}", f"report={tmp_path / 'r'}",
+                 cwd=sweep["workdir"])
+    assert "already exists" in error_line(again)  # a report is never overwritten
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["sweep=nope"], "sweep=nope"),
+    (["experiment=nope"], "experiment=nope"),
+    (["group_by=model.filtres"], "group_by=model.filtres"),
+])
+def test_compare_refuses_unknown_sweeps_experiments_and_keys(sweep, main, tmp_path, args, fragment):
+    assert fragment in error_line(main("compare", *args, f"uri={sweep['uri']}", f"report={tmp_path / 'x'}",
+                                       cwd=sweep["workdir"]))

@@ -33,6 +33,15 @@ def check_dataset(dataset: Any) -> None:
     if not 0 <= dataset.test_split < 1 or dataset.test_split + dataset.val_split >= 1:
         raise ConfigError("dataset.test_split must be in [0, 1) and leave training data beside dataset.val_split."
                           f" Received: dataset.test_split={dataset.test_split}")
+    if dataset.folds == 1 or dataset.folds < 0:
+        raise ConfigError(f"dataset.folds must be 0 (no cross-validation) or at least 2. "
+                          f"Received: dataset.folds={dataset.folds}")
+    if dataset.fold is not None and not dataset.folds:
+        raise ConfigError(f"dataset.fold needs dataset.folds (e.g. dataset.folds=5, or cv=5). "
+                          f"Received: dataset.fold={dataset.fold} with dataset.folds=0")
+    if dataset.fold is not None and not 0 <= dataset.fold < dataset.folds:
+        raise ConfigError(f"dataset.fold must be in 0..{dataset.folds - 1} for dataset.folds={dataset.folds}. "
+                          f"Received: dataset.fold={dataset.fold}")
     if dataset.name in (DatasetName.npy, DatasetName.folder) and not dataset.root:
         raise ConfigError(f"dataset.root is required for dataset={dataset.name}. Received: dataset.root=None")
     if dataset.name == DatasetName.synthetic and dataset.image_size < 16:

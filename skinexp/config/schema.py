@@ -113,6 +113,8 @@ class DatasetConfig:
     cache_dir: str = "runs/cache"  # folder with cache=disk: where decoded arrays are kept (from the working dir)
     test_split: float = 0.0  # fraction held out for test when the source has no test split
     root_from: Optional[str] = None  # the environment variable a preset reads `root` from (named in errors)
+    folds: int = 0  # cross-validation: K >= 2 folds of the images outside test; 0 = the split above
+    fold: Optional[int] = None  # with folds: the validation fold, 0..folds-1 (default 0)
 
 
 @dataclass
@@ -178,6 +180,7 @@ class TrackingConfig:
     experiment: str = "skinexp"
     run_name: Optional[str] = None  # default: built from the command-line overrides
     log_model: bool = True  # also log an MLflow model (besides the .keras checkpoint)
+    retry_seconds: float = 300  # a remote server: how long one outage may last before the run gives up
 
 
 DEFAULT_TRACKING = TrackingConfig()  # the one place the default store is written; ui, compare, runs read it

@@ -21,19 +21,46 @@ def split_indices(count: int, fraction: float, seed: int) -> tuple[np.ndarray, n
     return np.sort(order[held:]), np.sort(order[:held])
 
 
+def fold_of(count: int, folds: int, seed: int) -> np.ndarray:
+    """The fold (0..folds-1) of each of `count` images: a seeded shuffle dealt round-robin, so fold sizes differ
+    by at most one. It depends on nothing but (count, folds, seed): every config and launcher gets the same folds."""
+    order = np.random.default_rng(seed).permutation(count)
+    assignment = np.empty(count, np.int64)
+    assignment[order] = np.arange(count) % folds
+    return assignment
+
+
+def _concat(parts: list[Split]) -> Split:
+    if len(parts) == 1:
+        return parts[0]
+    return Split(np.concatenate([p.images for p in parts]), np.concatenate([p.masks for p in parts]),
+                 [i for p in parts for i in p.ids])
+
+
 def _subset(split: Split, index: np.ndarray) -> Split:
     return Split(split.images[index], split.masks[index], [split.ids[i] for i in index])
 
 
 def assemble(train: Split, dataset_cfg, val: Optional[Split] = None, test: Optional[Split] = None) -> DataSplits:
     """The source's own splits, with test (`dataset.test_split`, seed + 1) and then val (`dataset.val_split`,
-    seed) held out of train when the source has none."""
+    seed) held out of train when the source has none. With `dataset.folds=K` the images outside test are dealt
+    into K folds (`fold_of`) and fold `dataset.fold` is the validation split."""
     if len(train) < 2 and (val is None or (test is None and dataset_cfg.test_split > 0)):
         raise DataError("holding out validation (or test) images needs at least 2 training images. "
                         f"Received: {len(train)} in dataset={dataset_cfg.name}")
     if test is None and dataset_cfg.test_split > 0:
         keep, test_index = split_indices(len(train), dataset_cfg.test_split, dataset_cfg.seed + 1)
         test, train = _subset(train, test_index), _subset(train, keep)
+    folds = getattr(dataset_cfg, "folds", 0) or 0
+    if folds >= 2:  # cross-validation: every image outside test in a fold; fold `dataset.fold` validates
+        pool = _concat([train] + ([val] if val is not None else []))
+        if folds > len(pool):
+            raise DataError(f"dataset.folds must not exceed the {len(pool)} images outside the test split. "
+                            f"Received: dataset.folds={folds}")
+        assignment = fold_of(len(pool), folds, dataset_cfg.seed)
+        fold = dataset_cfg.fold or 0
+        return DataSplits(train=_subset(pool, np.flatnonzero(assignment != fold)),
+                          val=_subset(pool, np.flatnonzero(assignment == fold)), test=test)
     if val is None:
         train_index, val_index = split_indices(len(train), dataset_cfg.val_split, dataset_cfg.seed)
         train, val = _subset(train, train_index), _subset(train, val_index)

@@ -7,6 +7,7 @@
 from skinexp.tracking.active import (
     flatten,
     log_artifact,
+    log_bytes,
     log_config,
     log_figure,
     log_image,
@@ -18,6 +19,15 @@ from skinexp.tracking.active import (
     run,
     set_tags,
     source_tags,
+)
+from skinexp.tracking.comparisons import (
+    COMPARISON_TAG,
+    artifact_bytes,
+    end_run,
+    experiment_runs,
+    log_files,
+    start_comparison_run,
+    sweep_runs,
 )
 from skinexp.tracking.registry import (
     PARENT_RUN_ENV,

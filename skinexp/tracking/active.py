@@ -137,6 +137,17 @@ def log_text(text: str, artifact_file: str) -> None:
     mlflow.log_text(text, artifact_file)
 
 
+def log_bytes(data: bytes, artifact_file: str) -> None:
+    """A binary artifact at `artifact_file` (folder/name) of the active run."""
+    import tempfile
+
+    folder, _, name = artifact_file.rpartition("/")
+    with tempfile.TemporaryDirectory(prefix="skinexp-artifact-") as scratch:
+        path = Path(scratch) / name
+        path.write_bytes(data)
+        mlflow.log_artifact(str(path), folder or None)
+
+
 def set_tags(tags: dict[str, Any]) -> None:
     mlflow.set_tags({key: str(value) for key, value in tags.items()})
 

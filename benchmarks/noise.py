@@ -1,0 +1,94 @@
+"""How much noise there is: one config trained with 3 seeds on one split, and over 5 folds, on the real images.
+
+Prints the sd of the runs' best val IoU across seeds and across folds, and the smallest difference in mean
+per-image IoU that the paired Wilcoxon test resolves at p < 0.05 with the validation images of one split
+against the out-of-fold images of 5 folds. That difference is measured, not assumed: the seed-to-seed
+per-image differences of two runs on the same split are the noise; a shift d is added to them and d grows
+until the test gives p < 0.05, on the split's own images and on resamples (seeded, 50 of them, with
+replacement) of the same differences at the size of the out-of-fold pool (the median d is reported).
+
+    python benchmarks/noise.py [--root DIR] [--size 64] [--epochs 6] [--out docs/noise.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def sweep(workdir: Path, uri: str, root: str, args: list[str], size: int, epochs: int) -> None:
+    env = {**os.environ, "SKINEXP_REAL_DATA": root}
+    command = [sys.executable, "-m", "skinexp", "train", "-m", "dataset=isic_real", f"dataset.image_size={size}",
+               "dataset.test_split=0.15", "dataset.val_split=0.15", "model.filters=8", "model.batchnorm=true",
+               "optim=adamw", "optim.lr=3e-3", "loss=bce_dice", f"train.epochs={epochs}", "train.verbose=0",
+               "train.checkpoint_monitor=val_iou", "tracking.log_model=false", f"tracking.uri={uri}", *args]
+    subprocess.run(command, cwd=workdir, env=env, check=True)
+
+
+def smallest_resolved_shift(differences: np.ndarray) -> float:
+    """The smallest d (steps of 0.001) for which the Wilcoxon test on differences + d gives p < 0.05."""
+    from skinexp.stats import paired_p_value
+
+    for step in range(1, 1001):
+        shift = step / 1000
+        if paired_p_value(differences + shift, np.zeros_like(differences)) < 0.05:
+            return shift
+    return float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", default=str(REPO.parent / "shared" / "data" / "isic-real"))
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "noise.json")
+    args = parser.parse_args()
+
+    from skinexp import tracking
+    from skinexp.comparison import parse_per_image, run_score
+    from skinexp.stats import mean_interval
+
+    with tempfile.TemporaryDirectory(prefix="skinexp-noise-") as scratch:
+        workdir = Path(scratch)
+        uri = f"sqlite:///{workdir / 'mlflow.db'}"
+        sweep(workdir, uri, args.root, ["train.seed=1,2,3", "tracking.run_name=seeds"], args.size, args.epochs)
+        sweep(workdir, uri, args.root, ["cv=5", "tracking.run_name=folds"], args.size, args.epochs)
+        tracking.open_store_uri(uri, workdir, "uri")
+        _, seeds = tracking.sweep_runs("skinexp", ["seeds"])
+        _, folds = tracking.sweep_runs("skinexp", ["folds"])
+        per_image = {run.info.run_id: parse_per_image(tracking.artifact_bytes(run.info.run_id, "val_per_image.csv"))
+                     for run in seeds + folds}
+    seed_scores = [run_score(run, "val_iou") for run in seeds]
+    fold_scores = [run_score(run, "val_iou") for run in folds]
+    first, second = (per_image[run.info.run_id] for run in seeds[:2])
+    common = sorted(set(first) & set(second))
+    differences = np.array([first[i] - second[i] for i in common])
+    pool = sum(len(per_image[run.info.run_id]) for run in folds)
+    rng = np.random.default_rng(0)
+    pooled_shifts = [smallest_resolved_shift(rng.choice(differences, size=pool, replace=True)) for _ in range(50)]
+    result = {
+        "images": {"single_split_val": len(common), "out_of_fold": pool},
+        "best_val_iou": {"seeds": seed_scores, "folds": fold_scores},
+        "sd_across_seeds": mean_interval(seed_scores)[1], "sd_across_folds": mean_interval(fold_scores)[1],
+        "per_image_seed_difference_sd": float(differences.std(ddof=1)),
+        "smallest_resolved_difference": {"single_split": smallest_resolved_shift(differences),
+                                         "five_fold_median": float(np.median(pooled_shifts)),
+                                         "five_fold_range": [float(min(pooled_shifts)), float(max(pooled_shifts))]},
+        "settings": {"size": args.size, "epochs": args.epochs, "model.filters": 8},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
