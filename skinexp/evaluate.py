@@ -13,6 +13,7 @@ from skinexp.config.schema import DatasetConfig, Postprocess
 from skinexp.console import Progress
 from skinexp.data.sources import load_splits
 from skinexp.data.types import Split
+from skinexp.ensemble import FoldEnsemble
 from skinexp.errors import ConfigError
 from skinexp.inference import load_trained, predict_probabilities
 from skinexp.outputs import refuse_existing
@@ -62,7 +63,8 @@ def evaluate(cfg, *, output_dir: Path, base_dir: Path) -> EvaluationResult:
     Empty-mask conventions are those of `skinexp.scores` (both empty: IoU 1).
     """
     refuse_existing([output_dir / name for name in OUTPUT_FILES], output_dir, cfg.overwrite)
-    trained = load_trained(cfg.run, cfg.tracking, base_dir)
+    trained = load_trained(cfg.run, cfg.tracking, base_dir, cfg.group)
+    ensemble = trained.model if isinstance(trained.model, FoldEnsemble) else None
     explicit = cfg.dataset is not None
     if explicit:
         dataset_cfg = cfg.dataset.copy()
@@ -73,6 +75,10 @@ def evaluate(cfg, *, output_dir: Path, base_dir: Path) -> EvaluationResult:
     dataset_cfg.image_size = trained.image_size  # the model decides the resolution
     splits = load_splits(dataset_cfg)
     split_name, split = choose_split(splits, cfg.split, explicit)
+    if ensemble is not None and not explicit and split_name != "test":
+        raise ConfigError(f"a fold ensemble has trained on every image of its own dataset outside the test split; "
+                          f"evaluate it with split=test (a sweep with dataset.test_split>0) or on another dataset=. "
+                          f"Received: split={cfg.split} ({split_name})")
     threshold = cfg.threshold if cfg.threshold is not None else trained.threshold
 
     progress = Progress(len(split), f"evaluate {split_name}")
@@ -80,23 +86,52 @@ def evaluate(cfg, *, output_dir: Path, base_dir: Path) -> EvaluationResult:
     progress.close()
     keep_largest, postprocess_gain = False, None
     if cfg.postprocess == Postprocess.largest_component:
-        val_probabilities = probabilities if split_name == "val" else predict_probabilities(
-            trained.model, splits.val.images, cfg.batch_size, cfg.tta)
-        postprocess_gain = postprocess.largest_component_gain(val_probabilities, splits.val.masks, threshold)
+        if ensemble is not None:  # each validation image predicted by the fold models that never saw it
+            val_probabilities, val_masks = ensemble.out_of_fold_probabilities, ensemble.out_of_fold_masks
+        else:
+            val_masks = splits.val.masks
+            val_probabilities = probabilities if split_name == "val" else predict_probabilities(
+                trained.model, splits.val.images, cfg.batch_size, cfg.tta)
+        postprocess_gain = postprocess.largest_component_gain(val_probabilities, val_masks, threshold)
         keep_largest = postprocess_gain > 0
     masks = postprocess.to_masks(probabilities, threshold, keep_largest)
 
     per_image = [image_scores(truth, predicted) for truth, predicted in zip(split.masks, masks)]
     summary = {**summarize(per_image), "images": len(per_image), "split": split_name, "threshold": threshold,
                "tta": bool(cfg.tta), "postprocess": str(cfg.postprocess), "postprocess_applied": keep_largest,
-               "postprocess_val_iou_gain": postprocess_gain, "run": cfg.run, "dataset": str(dataset_cfg.name)}
+               "postprocess_val_iou_gain": postprocess_gain, "run": cfg.run, "dataset": str(dataset_cfg.name),
+               "ensemble": ensemble is not None}
+    if ensemble is not None:
+        summary.update(ensemble_summary(ensemble, split, cfg, keep_largest))
     _write(output_dir, split, per_image, summary, masks, cfg.columns, figure_title(split_name, dataset_cfg))
     if postprocess_gain is not None:
         verdict = "helps" if keep_largest else "does not help"
         print(f"skinexp: largest_component {verdict} on validation (mean IoU {postprocess_gain:+.4f}); "
               f"{'applied' if keep_largest else 'not applied'}")
+    if ensemble is not None:
+        folds = ", ".join(f"fold {row['label']} {row['mean_iou']:.4f}" for row in summary["folds"])
+        print(f"skinexp: fold ensemble of group {ensemble.group} ({len(ensemble.members)} models), threshold "
+              f"{threshold:.2f} from {summary['threshold_from']}; mean IoU alone: {folds}")
     run_id = _log(cfg, trained, summary, output_dir, split_name)
     return EvaluationResult(summary, output_dir, run_id)
+
+
+def ensemble_summary(ensemble: FoldEnsemble, split: Split, cfg, keep_largest: bool) -> dict:
+    """What summary.json adds for a fold ensemble: the group, where the threshold came from, and each fold model
+    alone on the same images (at its own best_threshold unless `threshold=` is given, same tta and postprocessing).
+    """
+    folds = []
+    for member, label in zip(ensemble.members, ensemble.fold_labels()):
+        threshold = cfg.threshold if cfg.threshold is not None else member.threshold
+        probabilities = predict_probabilities(member.model, split.images, cfg.batch_size, cfg.tta)
+        masks = postprocess.to_masks(probabilities, threshold, keep_largest)
+        scores = summarize([image_scores(truth, predicted) for truth, predicted in zip(split.masks, masks)])
+        folds.append({"fold": member.fold, "label": label, "run_id": member.run.info.run_id, "seed": member.seed,
+                      "threshold": threshold, **scores})
+    return {"sweep": ensemble.sweep_run_id, "group": ensemble.group, "groups": ensemble.groups,
+            "threshold_from": "threshold=" if cfg.threshold is not None else "pooled out-of-fold predictions",
+            "out_of_fold_images": len(ensemble.out_of_fold_masks), "out_of_fold_iou": ensemble.out_of_fold_iou,
+            "folds": folds}
 
 
 def figure_title(split_name: str, dataset_cfg) -> str:
@@ -130,7 +165,8 @@ def _log(cfg, trained, summary, output_dir: Path, split_name: str) -> str:
     else:
         _, experiment_id = tracking.prepare_store(cfg.tracking, Path.cwd())
         parent = None
-    name = f"evaluate {split_name}" + (" tta" if cfg.tta else "")
+    name = f"evaluate {split_name}" + (" tta" if cfg.tta else "") + (
+        f" ensemble {summary['group']}" if summary["ensemble"] else "")
     with tracking.run(experiment_id, name, parent_run_id=parent, tags={"skinexp.kind": "evaluation"}) as active:
         tracking.log_params({"run": cfg.run, "split": split_name, "threshold": summary["threshold"],
                              "tta": cfg.tta, "postprocess": cfg.postprocess, "dataset": summary["dataset"],
@@ -138,6 +174,11 @@ def _log(cfg, trained, summary, output_dir: Path, split_name: str) -> str:
         tracking.log_metrics({key: summary[source] for key, source in LOGGED_SUMMARY.items()}, step=0)
         if summary["postprocess_val_iou_gain"] is not None:
             tracking.log_metrics({"postprocess_val_iou_gain": summary["postprocess_val_iou_gain"]}, step=0)
+        if summary["ensemble"]:
+            tracking.log_params({"group": summary["group"], "ensemble_models": len(summary["folds"]),
+                                 "threshold_from": summary["threshold_from"]})
+            tracking.log_metrics({f"test_iou_fold_{row['label']}": row["mean_iou"] for row in summary["folds"]},
+                                 step=0)
         for name in OUTPUT_FILES:
             tracking.log_artifact(output_dir / name)
     if parent and cfg.postprocess == Postprocess.largest_component:

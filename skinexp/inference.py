@@ -22,8 +22,11 @@ class TrainedModel:
     config: Optional[dict] = None  # the training run's resolved config
 
 
-def load_trained(reference: str, tracking_cfg, base_dir: Path) -> TrainedModel:
+def load_trained(reference: str, tracking_cfg, base_dir: Path, group: Optional[str] = None) -> TrainedModel:
     """`reference` is a path to a .keras file or an MLflow run id in `tracking.uri`.
+
+    The parent run of a cross-validation sweep gives its fold ensemble (`skinexp.ensemble.FoldEnsemble`) of config
+    `group` (default: the best), with the threshold that maximises IoU on the pooled out-of-fold predictions.
 
     The reference is checked before Keras loads, so a wrong one costs no TensorFlow start-up.
     """
@@ -33,6 +36,9 @@ def load_trained(reference: str, tracking_cfg, base_dir: Path) -> TrainedModel:
     if reference.endswith(".keras") or path.exists():
         if not path.is_file():
             raise ConfigError(f"run must be an MLflow run id or an existing .keras file. Received: run={reference}")
+        if group is not None:
+            raise ConfigError(f"group= picks a config of a sweep's parent run, not of a .keras file. "
+                              f"Received: group={group} with run={reference}")
         import keras
 
         model = keras.models.load_model(path, compile=False)
@@ -43,6 +49,14 @@ def load_trained(reference: str, tracking_cfg, base_dir: Path) -> TrainedModel:
     if found is None:
         raise ConfigError(f"run must be an MLflow run id in {tracking_cfg.uri} or a .keras file. "
                           f"Received: run={reference}")
+    if tracking.is_sweep(found):
+        from skinexp.ensemble import load_fold_ensemble
+
+        ensemble = load_fold_ensemble(found, group, predict_probabilities)
+        return TrainedModel(ensemble, ensemble.image_size, ensemble.threshold, found, ensemble.members[0].config)
+    if group is not None:
+        raise ConfigError(f"group= picks a config of a sweep's parent run; run {reference} is a single training "
+                          f"run. Received: group={group}")
     import keras
 
     with tempfile.TemporaryDirectory(prefix="skinexp-model-") as download_dir:

@@ -204,6 +204,7 @@ class InferenceSection:
     """Keys shared by evaluate and predict (top level of their configs)."""
 
     run: str = MISSING  # MLflow run id (in tracking.uri) or path to a .keras file
+    group: Optional[str] = None  # with a cross-validation sweep as run=: the config to ensemble (default: the best)
     threshold: Optional[float] = None  # default: the run's best_threshold, else 0.5
     tta: bool = False  # average predictions over flips
     postprocess: Postprocess = Postprocess.none  # largest_component is applied only where it helps on validation

@@ -2,6 +2,7 @@
 
 - `store`: the tracking store and experiment (`prepare_store`), its UI URLs.
 - `active`: the run being trained or evaluated: `run(...)` always ends it; `log_*` record into it.
+- `fold_runs`: a sweep's parent and the training runs under it (fold ensembles).
 - `registry`: other runs: sweep parents and children, failed jobs, runs read back to evaluate, resume or rerun.
 """
 from skinexp.tracking.active import (
@@ -29,6 +30,7 @@ from skinexp.tracking.comparisons import (
     start_comparison_run,
     sweep_runs,
 )
+from skinexp.tracking.fold_runs import is_sweep, training_children
 from skinexp.tracking.registry import (
     PARENT_RUN_ENV,
     SWEEP_TAG,
