@@ -8,7 +8,7 @@ ARGS ?=
 PYTEST_ARGS ?=
 UI_PORT ?= 5000
 
-.PHONY: install install-gpu train test test-deps test-slow test-all ui sweep bench bench-quality lint clean
+.PHONY: install install-gpu train test test-deps test-slow test-all ui sweep bench bench-quality bench-serve lint clean
 
 # -qq: pip says nothing but errors (a machine's pip configuration may add warnings about its own mirrors).
 $(STAMP): pyproject.toml
@@ -63,6 +63,9 @@ bench: $(STAMP)  ## throughput, start-up and memory against the notebook's appro
 
 bench-quality: $(STAMP)  ## quality over time on the real images (about 30 minutes; writes docs/quality_over_time.*)
 	$(PY) benchmarks/quality.py
+
+bench-serve: $(STAMP)  ## REST endpoint latency vs predict in-process, one 600x450 JPEG per request (about 3 minutes)
+	$(PY) benchmarks/serve.py
 
 lint: $(STAMP)
 	$(PY) -m pip install --quiet ruff

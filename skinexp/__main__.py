@@ -17,6 +17,8 @@ commands:
   compare    print a sweep's leaderboard from the MLflow store
   rerun      train again from a logged run's own config
   runs       list or fix runs left RUNNING by a killed process (--stale [--fix])
+  register   register a run's model as a new version of a registered model and point an alias at it
+  serve      a REST endpoint (mlflow models serve) that takes images and answers masks
   ui         the MLflow UI on 127.0.0.1 over the local store (what `make ui` runs)
 
 `python -m skinexp COMMAND --help` shows a command's config groups and options.

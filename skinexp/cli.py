@@ -63,6 +63,18 @@ def ui_command(args: list[str]) -> int:
     return run(args)
 
 
+def register_command(args: list[str]) -> int:
+    from skinexp.register import register_command as run
+
+    return run(args)
+
+
+def serve_command(args: list[str]) -> int:
+    from skinexp.serve import serve_command as run
+
+    return run(args)
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "train": train_command,
     "evaluate": evaluate_command,
@@ -72,4 +84,6 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "rerun": rerun_command,
     "runs": runs_command,
     "ui": ui_command,
+    "register": register_command,
+    "serve": serve_command,
 }

@@ -113,6 +113,7 @@ def evaluate(cfg, *, output_dir: Path, base_dir: Path) -> EvaluationResult:
         print(f"skinexp: fold ensemble of group {ensemble.group} ({len(ensemble.members)} models), threshold "
               f"{threshold:.2f} from {summary['threshold_from']}; mean IoU alone: {folds}")
     run_id = _log(cfg, trained, summary, output_dir, split_name)
+    tracking.log_dataset_inputs(run_id, dataset_cfg, splits.fingerprint(), {split_name: split})
     return EvaluationResult(summary, output_dir, run_id)
 
 

@@ -29,7 +29,14 @@ def load_trained(reference: str, tracking_cfg, base_dir: Path, group: Optional[s
     `group` (default: the best), with the threshold that maximises IoU on the pooled out-of-fold predictions.
 
     The reference is checked before Keras loads, so a wrong one costs no TensorFlow start-up.
+    `models:/<name>@<alias>` and `models:/<name>/<version>` name a registered model version (`skinexp.registered`).
     """
+    if reference.startswith("models:/"):
+        from skinexp.registered import load_registered
+
+        registered = load_registered(reference, tracking_cfg, base_dir)
+        return TrainedModel(registered.model, registered.image_size, registered.threshold, registered.run,
+                            registered.config)
     from skinexp import tracking
 
     path = Path(reference).expanduser()

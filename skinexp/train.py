@@ -158,6 +158,8 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
                 tracking.log_text(json.dumps({"train": splits.train.ids, "val": splits.val.ids,
                                               "test": splits.test.ids if splits.test else []}, indent=1),
                                   "data/split_ids.json")
+                tracking.log_dataset_inputs(run_id, cfg.dataset, run_tags["dataset_fingerprint"], {
+                    "training": splits.train, "validation": splits.val, "test": splits.test})
             try:
                 model.fit(train_data, validation_data=val_data, epochs=train_cfg.epochs, callbacks=callbacks,
                           initial_epoch=resume.epoch if resume else 0,
@@ -186,6 +188,7 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
             if cfg.tracking.log_model:
                 sample = splits.val.images[:2].astype(np.float32)
                 tracking.log_keras_model(best_model, sample, best_model.predict(sample, verbose=0))
+                tracking.log_segmenter(best_path, threshold)
     finally:
         _restore_sigterm(previous_handler)
 

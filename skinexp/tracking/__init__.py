@@ -3,6 +3,7 @@
 - `store`: the tracking store and experiment (`prepare_store`), its UI URLs.
 - `active`: the run being trained or evaluated: `run(...)` always ends it; `log_*` record into it.
 - `fold_runs`: a sweep's parent and the training runs under it (fold ensembles).
+- `models`: the `segmenter` pyfunc, dataset lineage (`log_input`), the model registry and `models:/` URIs.
 - `registry`: other runs: sweep parents and children, failed jobs, runs read back to evaluate, resume or rerun.
 """
 from skinexp.tracking.active import (
@@ -31,6 +32,17 @@ from skinexp.tracking.comparisons import (
     sweep_runs,
 )
 from skinexp.tracking.fold_runs import is_sweep, training_children
+from skinexp.tracking.models import (
+    SEGMENTER,
+    dataset_source,
+    log_dataset_inputs,
+    log_segmenter,
+    model_version,
+    parse_model_uri,
+    register_run,
+    run_model,
+    serving_uri,
+)
 from skinexp.tracking.registry import (
     PARENT_RUN_ENV,
     SWEEP_TAG,
