@@ -18,18 +18,24 @@ def train_command(args: list[str]) -> int:
     return run_hydra("train", "train", "train_job", args, check_train)
 
 
+def _quoted_group(args: list[str]) -> list[str]:
+    """`group=model.filters=6` (a group name as `compare` prints it) quoted for Hydra, which splits on `=`."""
+    return [f"group='{arg[6:]}'" if arg.startswith("group=") and "=" in arg[6:] and arg[6:7] not in "'\"" else arg
+            for arg in args]
+
+
 def evaluate_command(args: list[str]) -> int:
     from skinexp.config.checks import check_inference
     from skinexp.hydra_app import run_hydra
 
-    return run_hydra("evaluate", "evaluate", "evaluate_job", args, check_inference)
+    return run_hydra("evaluate", "evaluate", "evaluate_job", _quoted_group(args), check_inference)
 
 
 def predict_command(args: list[str]) -> int:
     from skinexp.config.checks import check_inference
     from skinexp.hydra_app import run_hydra
 
-    return run_hydra("predict", "predict", "predict_job", args, check_inference)
+    return run_hydra("predict", "predict", "predict_job", _quoted_group(args), check_inference)
 
 
 def rerun_command(args: list[str]) -> int:

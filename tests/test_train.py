@@ -78,8 +78,8 @@ def test_artifacts_images_checkpoint_and_logged_model(trained):
     assert sample_steps == {"0", "1", "2"}  # step 0: the untrained model
     mlflow.set_tracking_uri(client.tracking_uri)
     models = mlflow.search_logged_models(experiment_ids=[trained["experiment"].experiment_id], output_format="list")
-    assert [m.source_run_id for m in models] == [run.info.run_id]
-    assert models[0].name == "model"
+    assert {m.source_run_id for m in models} == {run.info.run_id}
+    assert sorted(m.name for m in models) == ["model", "segmenter"]  # the tensor model and the image-in one
 
 
 def test_summary_line_points_at_the_ui(trained):

@@ -68,6 +68,9 @@ def explain(error: BaseException, config_name: str, overrides: list[str]) -> str
         group, names = option.group(1), ", ".join(options.group(1).split())
         return (f"{group} has no option {option.group(2)}; choose one of {names}. "
                 f"Received: {by_key.get(group, f'{group}={option.group(2)}')}")
+    if "mismatched input" in text or "extraneous input" in text or "no viable alternative" in text:
+        return (f"an override does not parse: quote a value that holds '=', spaces or brackets (key='a=b'). "
+                f"Received: {' '.join(overrides)}")
     return one_line(error)
 
 
