@@ -151,7 +151,8 @@ def compare_sweep(parent_run_id: str, directory: Path) -> Optional[Path]:
     if not any(run.info.status == "FINISHED" for run in runs):
         return None
     try:
-        _, files = compare_runs(runs, "val_iou", None, directory, f"sweep {parent_run_id}")
+        parent = tracking.get_run(parent_run_id)
+        _, files = compare_runs(runs, "val_iou", None, directory, parent.info.run_name if parent else parent_run_id)
     except ConfigError:
         return None
     tracking.log_files(parent_run_id, directory, "comparison")
