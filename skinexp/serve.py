@@ -8,31 +8,15 @@ so Ctrl-C reaches MLflow's server directly.
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from pathlib import Path
 
 from skinexp import tracking
 from skinexp.config.schema import DEFAULT_TRACKING
 from skinexp.errors import ConfigError
-from skinexp.options import parse_options, usage, wants_help
+from skinexp.options import free_port, parse_options, usage, wants_help
 
 DEFAULTS = {"run": "", "port": "5001", "host": "127.0.0.1", "uri": DEFAULT_TRACKING.uri, "workers": "1"}
-
-
-def free_port(host: str, port_text: str) -> int:
-    """The port as an int once nothing listens on it: the failure is one line, not MLflow's traceback."""
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ConfigError(f"serve port must be a number from 1 to 65535. Received: port={port_text}")
-    port = int(port_text)
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a previous server's TIME_WAIT is not "in use"
-        try:
-            probe.bind((host, port))
-        except OSError as error:
-            raise ConfigError(f"cannot serve on {host}:{port} ({error.strerror}); stop what uses it or pick another "
-                              f"port. Received: port={port}") from None
-    return port
 
 
 def model_uri(reference: str, options_uri: str) -> str:
@@ -56,7 +40,7 @@ def serve_command(args: list[str]) -> int:
         raise ConfigError("serve needs run=<run id | models:/name@alias>. Received: no run")
     if not options["workers"].isdigit() or int(options["workers"]) < 1:
         raise ConfigError(f"serve workers must be a positive number. Received: workers={options['workers']}")
-    port = free_port(options["host"], options["port"])
+    port = free_port("serve", options["host"], options["port"])
     uri = tracking.open_store_uri(options["uri"], Path.cwd(), "uri")
     served = model_uri(options["run"], options["uri"])
     print(f"skinexp: serving {options['run']} ({served}) at http://{options['host']}:{port}/invocations "

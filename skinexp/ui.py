@@ -6,33 +6,16 @@ terminal reaches MLflow's server directly and stops it with all of its workers.
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from pathlib import Path
 
 from skinexp.config.schema import DEFAULT_TRACKING
 from skinexp.errors import ConfigError
-from skinexp.options import parse_options, usage, wants_help
+from skinexp.options import free_port, parse_options, usage, wants_help
 
 UI_HOST, UI_PORT = "127.0.0.1", int(os.environ.get("SKINEXP_UI_PORT", "5000"))
 DEFAULTS = {"port": str(UI_PORT), "host": UI_HOST, "uri": DEFAULT_TRACKING.uri,
             "experiment": DEFAULT_TRACKING.experiment, "artifact_root": DEFAULT_TRACKING.artifact_root, "workers": "1"}
-
-
-def _free_port(host: str, port_text: str) -> int:
-    """The port as an int once we know nothing listens on it, so the failure is one line and not a traceback."""
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ConfigError(f"ui port must be a number from 1 to 65535. Received: port={port_text}")
-    port = int(port_text)
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        # As uvicorn does: connections of a previous UI left in TIME_WAIT must not count as "in use".
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as error:
-            raise ConfigError(f"cannot serve the UI on {host}:{port} ({error.strerror}); stop what uses it or pick "
-                              f"another port (make ui UI_PORT=5001). Received: port={port}") from None
-    return port
 
 
 def ui_command(args: list[str]) -> int:
@@ -50,7 +33,7 @@ def ui_command(args: list[str]) -> int:
                           f"at its address. Received: uri={options['uri']}")
     if not options["workers"].isdigit() or int(options["workers"]) < 1:
         raise ConfigError(f"ui workers must be a positive number. Received: workers={options['workers']}")
-    port = _free_port(options["host"], options["port"])
+    port = free_port("ui", options["host"], options["port"], "pick another port (make ui UI_PORT=5001)")
     tracking = SimpleNamespace(uri=options["uri"], experiment=options["experiment"],
                                artifact_root=options["artifact_root"])
     uri, experiment_id = prepare_store(tracking, Path.cwd())
