@@ -10,6 +10,8 @@ from mlflow.tracking import MlflowClient
 
 from conftest import TINY, error_line, run_main
 
+pytestmark = pytest.mark.slow  # a 3-fold sweep, then every fold model loaded again: about a minute
+
 
 @pytest.fixture(scope="module")
 def cv_sweep(tmp_path_factory):
