@@ -7,8 +7,10 @@ EXTRAS ?= test,sweep
 ARGS ?=
 PYTEST_ARGS ?=
 UI_PORT ?= 5000
+SERVER_STAMP := $(VENV)/.server-stamp
 
-.PHONY: install install-gpu train test test-deps test-slow test-all ui sweep bench bench-quality bench-serve lint clean
+.PHONY: install install-gpu train test test-deps test-slow test-all ui sweep bench bench-quality bench-serve lint clean \
+	install-server server postgres slurm-up slurm-down bench-server
 
 # -qq: pip says nothing but errors (a machine's pip configuration may add warnings about its own mirrors).
 $(STAMP): pyproject.toml
@@ -34,20 +36,59 @@ train: $(STAMP)  ## train the default experiment (synthetic data) into runs/; ex
 test: $(STAMP)  ## the default (fast) test suite, in two worker processes
 	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
-# What the slow tests need from the machine: Debian's chromium for the browser tests (installed as root).
-test-deps:  ## install the system packages the slow tests use (as root; says what to do otherwise)
+# What the slow tests need from the machine (installed as root when missing): Debian's chromium for the browser
+# tests, postgresql for the tracking-server tests, Slurm with munge, slurmdbd and MariaDB for the Slurm tests.
+SLURM_PACKAGES := slurmctld slurmd slurm-client slurmdbd munge mariadb-server
+test-deps: $(SERVER_STAMP) postgres  ## install the system packages the slow tests use (as root; says what to do otherwise)
 	@if command -v chromium >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		echo "installing Debian's chromium for the browser tests"; \
 		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else echo "chromium is missing and this is not root: the browser tests will skip (apt-get install chromium)"; fi
+	@if (for tool in slurmctld slurmd sbatch slurmdbd munged mariadbd; do \
+		PATH=$$PATH:/usr/sbin command -v $$tool >/dev/null || exit 1; done); then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's $(SLURM_PACKAGES) for the Slurm tests"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SLURM_PACKAGES) >/dev/null 2>&1 || \
+		{ DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SLURM_PACKAGES) >/dev/null; }; \
+	else echo "Slurm is missing and this is not root: the Slurm tests will skip (apt-get install $(SLURM_PACKAGES))"; fi
 
 test-slow: $(STAMP) test-deps  ## slow and real-data tests only
 	$(PY) -m pytest -m "slow or real_data" $(PYTEST_ARGS)
 
 test-all: $(STAMP) test-deps
 	$(PY) -m pytest -m "" $(PYTEST_ARGS)
+
+# The team server: the `server` extra (mlflow[auth], psycopg) and Debian's postgresql for its private database.
+$(SERVER_STAMP): $(STAMP) pyproject.toml
+	@$(PY) -m pip install -qq -e '.[$(EXTRAS),server]'
+	@touch $(SERVER_STAMP)
+
+postgres:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's postgresql for the tracking server's database"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null 2>&1 || \
+		{ DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null; }; \
+	else echo "PostgreSQL is missing and this is not root: install it (sudo apt-get install postgresql), or run" \
+		"the server with database=postgresql://user:password@host:port/db"; fi
+
+install-server: $(SERVER_STAMP) postgres  ## what the team server needs: the `server` extra and Debian's postgresql
+
+server: install-server  ## the team tracking server on 127.0.0.1:5000 (SKINEXP_SERVER_ADMIN_PASSWORD; ARGS="port=5001 ...")
+	$(PY) -m skinexp server $(ARGS)
+
+slurm-up:  ## a one-node Slurm on this machine for trials and tests (root; state in runs/slurm)
+	scripts/slurm-up
+
+slurm-down:  ## stop it and put back /etc/slurm/slurm.conf
+	scripts/slurm-down
+
+bench-server: install-server  ## metrics/s through the team server vs a local SQLite store (about 2 minutes)
+	$(PY) benchmarks/server.py
 
 ui: $(STAMP)  ## MLflow UI on 127.0.0.1:$(UI_PORT) over runs/mlflow.db
 	$(PY) -m skinexp ui port=$(UI_PORT)
@@ -69,7 +110,7 @@ bench-serve: $(STAMP)  ## REST endpoint latency vs predict in-process, one 600x4
 
 lint: $(STAMP)
 	$(PY) -m pip install --quiet ruff
-	$(PY) -m ruff check skinexp tests benchmarks
+	$(PY) -m ruff check skinexp tests benchmarks scripts
 
 clean:  ## build leftovers and caches; never runs/ (your experiments) or .venv
 	rm -rf build dist *.egg-info .pytest_cache .ruff_cache

@@ -20,6 +20,7 @@ commands:
   register   register a run's model as a new version of a registered model and point an alias at it
   serve      a REST endpoint (mlflow models serve) that takes images and answers masks
   ui         the MLflow UI on 127.0.0.1 over the local store (what `make ui` runs)
+  server     a team's tracking server: PostgreSQL, logins, proxied artifacts (`server user add|grant` for users)
 
 `python -m skinexp COMMAND --help` shows a command's config groups and options.
 Every config key is documented in README.md."""

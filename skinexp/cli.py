@@ -69,6 +69,12 @@ def ui_command(args: list[str]) -> int:
     return run(args)
 
 
+def server_command(args: list[str]) -> int:
+    from skinexp.server import server_command as run
+
+    return run(args)
+
+
 def register_command(args: list[str]) -> int:
     from skinexp.register import register_command as run
 
@@ -92,4 +98,5 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "ui": ui_command,
     "register": register_command,
     "serve": serve_command,
+    "server": server_command,
 }

@@ -3,10 +3,12 @@
 - `store`: the tracking store and experiment (`prepare_store`), its UI URLs.
 - `active`: the run being trained or evaluated: `run(...)` always ends it; `log_*` record into it.
 - `fold_runs`: a sweep's parent and the training runs under it (fold ensembles).
+- `retry`: calls to a remote server retried while it restarts (`tracking.retry_seconds`); `auth`: its users.
 - `models`: the `segmenter` pyfunc, dataset lineage (`log_input`), the model registry and `models:/` URIs.
 - `registry`: other runs: sweep parents and children, failed jobs, runs read back to evaluate, resume or rerun.
 """
 from skinexp.tracking.active import (
+    create_once,
     flatten,
     log_artifact,
     log_bytes,
@@ -63,6 +65,7 @@ from skinexp.tracking.registry import (
     stale_runs,
     start_parent_run,
 )
+from skinexp.tracking.retry import server_gone
 from skinexp.tracking.store import (
     EXPERIMENT_KIND,
     EXPERIMENT_KIND_TAG,

@@ -4,14 +4,21 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-from collections.abc import Iterator
+import time
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, TypeVar
 
 import mlflow
 from omegaconf import DictConfig, OmegaConf
 
+import skinexp.tracking.retry as retry
+from skinexp.tracking.store import client
+
 SOURCE_DIR = Path(__file__).resolve().parents[2]
+START_TAG = "skinexp.start_token"  # finds a run whose creation reached the server before the server went away
+T = TypeVar("T")
 
 
 def flatten(cfg: DictConfig) -> dict[str, Any]:
@@ -33,7 +40,27 @@ def process_tags() -> dict[str, str]:
     """Which process owns a RUNNING run, so `runs --stale` can tell runs whose process is gone."""
     import socket
 
-    return {"skinexp.pid": str(os.getpid()), "skinexp.host": socket.gethostname()}
+    tags = {"skinexp.pid": str(os.getpid()), "skinexp.host": socket.gethostname()}
+    if os.environ.get("SLURM_JOB_ID"):  # a Slurm job: `scancel <slurm_job_id>`, `sacct -j <slurm_job_id>`
+        tags["slurm_job_id"] = os.environ["SLURM_JOB_ID"]
+    return tags
+
+
+def create_once(experiment_id: str, create: Callable[[dict[str, str]], T], found: Callable[[str], T]) -> T:
+    """`create(tags)` (which creates a run carrying `tags`) through `retry.call`, without creating it twice: when an
+    attempt fails, the next looks for a run carrying the same token first and hands its id to `found`."""
+    token = {START_TAG: uuid.uuid4().hex}
+    attempts: list[bool] = []
+
+    def attempt() -> T:
+        if attempts:
+            runs = client().search_runs([experiment_id], f"tags.`{START_TAG}` = '{token[START_TAG]}'", max_results=1)
+            if runs:
+                return found(runs[0].info.run_id)
+        attempts.append(True)
+        return create(token)
+
+    return retry.call(attempt, what=f"creating a run in experiment {experiment_id}")
 
 
 def source_tags() -> dict[str, str]:
@@ -69,11 +96,13 @@ def run(experiment_id: str, run_name: str, *, parent_run_id: Optional[str] = Non
     the ending.
     """
     if resume_run_id:
-        active = mlflow.start_run(run_id=resume_run_id)
-        mlflow.set_tags(process_tags())
+        active = retry.call(mlflow.start_run, run_id=resume_run_id, what="resuming the run")
+        set_tags(process_tags())
     else:
-        active = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, parent_run_id=parent_run_id,
-                                  tags={**process_tags(), **(tags or {})})
+        all_tags = {**process_tags(), **(tags or {})}
+        active = create_once(experiment_id, lambda token: mlflow.start_run(
+            experiment_id=experiment_id, run_name=run_name, parent_run_id=parent_run_id, tags={**all_tags, **token}),
+            lambda run_id: mlflow.start_run(run_id=run_id))
     try:
         yield active
     except KeyboardInterrupt as error:
@@ -87,7 +116,7 @@ def run(experiment_id: str, run_name: str, *, parent_run_id: Optional[str] = Non
         raise
     else:
         _log_console(console_log)
-        mlflow.end_run("FINISHED")
+        _finish("FINISHED")
 
 
 def _log_console(console_log: Optional[Path]) -> None:
@@ -98,43 +127,68 @@ def _log_console(console_log: Optional[Path]) -> None:
 
 def _end(active: mlflow.ActiveRun, status: str, reason: str, console_log: Optional[Path] = None) -> None:
     with contextlib.suppress(Exception):
-        mlflow.set_tag("failure_reason", reason[:4000])
+        if not retry.server_gone():
+            retry.call(mlflow.set_tag, "failure_reason", reason[:4000])
     _log_console(console_log)
-    mlflow.end_run(status)
+    # The error being handled is what the user must see; a server that is gone cannot record this ending.
+    with contextlib.suppress(Exception):
+        _finish(status)
 
 
+def _finish(status: str) -> None:
+    """End the active run with `status`: off this process's run stack at once, on the server with retries."""
+    run_id = mlflow.active_run().info.run_id
+    ended: list[bool] = []
+
+    def end() -> None:
+        if not ended:
+            ended.append(True)
+            mlflow.end_run(status)  # pops the run first, then tells the server
+        else:
+            client().set_terminated(run_id, status)
+
+    if retry.server_gone():
+        end()
+    else:
+        retry.call(end, what="ending the run")
+
+
+# Every call below goes through `retry.call` with a fixed payload, so a server that restarts meanwhile loses nothing
+# and records nothing twice (metrics keep their timestamp, which the server deduplicates on).
 def log_config(cfg: DictConfig, overrides: list[str], output_dir: Optional[Path]) -> None:
-    mlflow.log_params(flatten(cfg))
-    mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config/config.yaml")
-    mlflow.log_text(OmegaConf.to_yaml(OmegaConf.create(list(overrides))), "config/overrides.yaml")
-    mlflow.set_tag("hydra_overrides", " ".join(overrides) or "(none)")
+    retry.call(mlflow.log_params, flatten(cfg), what="logging params")
+    log_text(OmegaConf.to_yaml(cfg, resolve=True), "config/config.yaml")
+    log_text(OmegaConf.to_yaml(OmegaConf.create(list(overrides))), "config/overrides.yaml")
+    set_tags({"hydra_overrides": " ".join(overrides) or "(none)"})
     if output_dir is not None:
-        mlflow.set_tag("output_dir", str(output_dir))
+        set_tags({"output_dir": str(output_dir)})
 
 
 def log_params(params: dict[str, Any]) -> None:
-    mlflow.log_params({key: str(value) for key, value in params.items()})
+    retry.call(mlflow.log_params, {key: str(value) for key, value in params.items()}, what="logging params")
 
 
 def log_metrics(metrics: dict[str, float], step: int) -> None:
-    mlflow.log_metrics({key: float(value) for key, value in metrics.items()}, step=step)
+    retry.call(mlflow.log_metrics, {key: float(value) for key, value in metrics.items()}, step=step,
+               timestamp=int(time.time() * 1000), what="logging metrics")
 
 
 def log_image(image, key: str, step: int) -> None:
-    """An image series the UI shows with a step slider."""
-    mlflow.log_image(image, key=key, step=step)
+    """An image series the UI shows with a step slider (uploaded before returning, so a failure is seen here)."""
+    retry.call(mlflow.log_image, image, key=key, step=step, timestamp=int(time.time() * 1000), synchronous=True,
+               what="logging an image")
 
 
 def log_figure(figure, artifact_file: str) -> None:
-    mlflow.log_figure(figure, artifact_file)
+    retry.call(mlflow.log_figure, figure, artifact_file, what="logging a figure")
 
 
 def log_artifact(path: Path, artifact_path: Optional[str] = None) -> None:
-    mlflow.log_artifact(str(path), artifact_path)
+    retry.call(mlflow.log_artifact, str(path), artifact_path, what="logging an artifact")
 
 
 def log_text(text: str, artifact_file: str) -> None:
-    mlflow.log_text(text, artifact_file)
+    retry.call(mlflow.log_text, text, artifact_file, what="logging an artifact")
 
 
 def log_bytes(data: bytes, artifact_file: str) -> None:
@@ -149,7 +203,7 @@ def log_bytes(data: bytes, artifact_file: str) -> None:
 
 
 def set_tags(tags: dict[str, Any]) -> None:
-    mlflow.set_tags({key: str(value) for key, value in tags.items()})
+    retry.call(mlflow.set_tags, {key: str(value) for key, value in tags.items()}, what="setting tags")
 
 
 def log_keras_model(model, sample_images, sample_predictions) -> None:
@@ -161,7 +215,8 @@ def log_keras_model(model, sample_images, sample_predictions) -> None:
     signature = infer_signature(sample_images, sample_predictions)
     tensorflow = "tensorflow-cpu" if _has("tensorflow-cpu") else "tensorflow"
     requirements = [f"{name}=={metadata.version(name)}" for name in ("keras", "mlflow", tensorflow)]
-    mlflow.tensorflow.log_model(model, name="model", signature=signature, pip_requirements=requirements)
+    retry.call(mlflow.tensorflow.log_model, model, name="model", signature=signature, pip_requirements=requirements,
+               what="logging the model")
 
 
 def _has(package: str) -> bool:

@@ -4,13 +4,15 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import time
 from pathlib import Path
 from typing import Optional
 
 import mlflow
 from omegaconf import DictConfig, OmegaConf
 
-from skinexp.tracking.active import flatten, log_metrics, process_tags, source_tags
+import skinexp.tracking.retry as retry
+from skinexp.tracking.active import create_once, flatten, log_metrics, process_tags, source_tags
 from skinexp.tracking.store import TrackingError, client
 
 PARENT_RUN_ENV = "SKINEXP_PARENT_RUN_ID"  # how sweep jobs find their parent run (MLFLOW_RUN_ID would resume it)
@@ -19,34 +21,35 @@ SWEEP_TAG = "skinexp.sweep"
 
 def start_parent_run(experiment_id: str, run_name: str, overrides: list[str]) -> str:
     """A RUNNING parent run for a sweep, created without making it the active run of this process."""
-    parent = client().create_run(experiment_id, run_name=run_name, tags={
-        SWEEP_TAG: "true", "hydra_overrides": " ".join(overrides) or "(none)", **source_tags(), **process_tags()})
-    return parent.info.run_id
+    tags = {SWEEP_TAG: "true", "hydra_overrides": " ".join(overrides) or "(none)", **source_tags(), **process_tags()}
+    return create_once(experiment_id, lambda token: client().create_run(
+        experiment_id, run_name=run_name, tags={**tags, **token}).info.run_id, lambda run_id: run_id)
 
 
 def child_runs(parent_run_id: str) -> list:
-    experiment_id = client().get_run(parent_run_id).info.experiment_id
-    return client().search_runs([experiment_id], f"tags.mlflow.parentRunId = '{parent_run_id}'",
-                                max_results=5000, order_by=["attributes.start_time ASC"])
+    experiment_id = retry.call(client().get_run, parent_run_id).info.experiment_id
+    return retry.call(client().search_runs, [experiment_id], f"tags.mlflow.parentRunId = '{parent_run_id}'",
+                      max_results=5000, order_by=["attributes.start_time ASC"])
 
 
 def finish_parent_run(parent_run_id: str, metrics: dict[str, float], tags: dict[str, str],
                       texts: dict[str, str], status: str = "FINISHED") -> None:
     mlflow_client = client()
+    timestamp = int(time.time() * 1000)  # fixed, so a retried metric is the same metric
     for key, value in metrics.items():
-        mlflow_client.log_metric(parent_run_id, key, float(value))
+        retry.call(mlflow_client.log_metric, parent_run_id, key, float(value), timestamp=timestamp)
     for key, value in tags.items():
-        mlflow_client.set_tag(parent_run_id, key, str(value))
+        retry.call(mlflow_client.set_tag, parent_run_id, key, str(value))
     for artifact_file, text in texts.items():
-        mlflow_client.log_text(parent_run_id, text, artifact_file)
-    mlflow_client.set_terminated(parent_run_id, status)
+        retry.call(mlflow_client.log_text, parent_run_id, text, artifact_file)
+    retry.call(mlflow_client.set_terminated, parent_run_id, status)
 
 
 def end_parent_run(parent_run_id: str, status: str, reason: str) -> None:
     """End a sweep's parent run that did not reach its end, saying why."""
     mlflow_client = client()
-    mlflow_client.set_tag(parent_run_id, "failure_reason", reason[:4000])
-    mlflow_client.set_terminated(parent_run_id, status)
+    retry.call(mlflow_client.set_tag, parent_run_id, "failure_reason", reason[:4000])
+    retry.call(mlflow_client.set_terminated, parent_run_id, status)
 
 
 def record_failed_run(experiment_id: str, run_name: str, parent_run_id: Optional[str], reason: str,
@@ -56,13 +59,14 @@ def record_failed_run(experiment_id: str, run_name: str, parent_run_id: Optional
     tags = {"failure_reason": reason[:4000]}
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
-    failed = mlflow_client.create_run(experiment_id, run_name=run_name, tags=tags)
+    run_id = create_once(experiment_id, lambda token: mlflow_client.create_run(
+        experiment_id, run_name=run_name, tags={**tags, **token}).info.run_id, lambda found: found)
     if cfg is not None:
         with contextlib.suppress(Exception):
             params = [mlflow.entities.Param(k, str(v)) for k, v in flatten(cfg).items()]
-            mlflow_client.log_batch(failed.info.run_id, params=params)
-    mlflow_client.set_terminated(failed.info.run_id, "FAILED")
-    return failed.info.run_id
+            retry.call(mlflow_client.log_batch, run_id, params=params)
+    retry.call(mlflow_client.set_terminated, run_id, "FAILED")
+    return run_id
 
 
 def find_sweep(experiment_name: str, sweep: Optional[str]):
@@ -88,14 +92,14 @@ def find_sweep(experiment_name: str, sweep: Optional[str]):
 def get_run(run_id: str):
     """The run, or None when the store has no such run."""
     try:
-        return client().get_run(run_id)
+        return retry.call(client().get_run, run_id)
     except mlflow.exceptions.MlflowException:
         return None
 
 
 def download(run_id: str, artifact_path: str, destination: Path) -> Path:
     destination.mkdir(parents=True, exist_ok=True)
-    return Path(client().download_artifacts(run_id, artifact_path, str(destination)))
+    return Path(retry.call(client().download_artifacts, run_id, artifact_path, str(destination)))
 
 
 def run_config(run_id: str, destination: Path) -> dict:
@@ -105,7 +109,7 @@ def run_config(run_id: str, destination: Path) -> dict:
 
 
 def log_run_tag(run_id: str, key: str, value: str) -> None:
-    client().set_tag(run_id, key, value)
+    retry.call(client().set_tag, run_id, key, value)
 
 
 def metric_histories(run_id: str, names: list[str]) -> dict[str, list[float]]:
@@ -113,7 +117,7 @@ def metric_histories(run_id: str, names: list[str]) -> dict[str, list[float]]:
     mlflow_client = client()
     histories = {}
     for name in names:
-        values = sorted(mlflow_client.get_metric_history(run_id, name), key=lambda m: m.step)
+        values = sorted(retry.call(mlflow_client.get_metric_history, run_id, name), key=lambda m: m.step)
         if values:
             histories[name] = [m.value for m in values]
     return histories
@@ -161,5 +165,5 @@ def mark_killed(run_id: str, reason: str) -> None:
 def log_missing_epoch(epoch: int, logs: dict[str, float]) -> None:
     """Log the last finished epoch's metrics if the process died after saving its state but before logging."""
     run_id = mlflow.active_run().info.run_id
-    if logs and not any(m.step == epoch for m in client().get_metric_history(run_id, "val_loss")):
+    if logs and not any(m.step == epoch for m in retry.call(client().get_metric_history, run_id, "val_loss")):
         log_metrics(logs, step=epoch)

@@ -9,10 +9,12 @@ from pathlib import Path
 import mlflow
 from mlflow.tracking import MlflowClient
 
+import skinexp.tracking.retry as retry
 from skinexp.errors import TrackingError
 
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
+DEFAULT_RETRY_SECONDS = 300.0  # for callers without a tracking config of their own (tracking.retry_seconds)
 # The MLflow UI keeps a runs table's columns and order in a "shared view": an experiment tag
 # `mlflow.sharedViewState.<key>` that the URL names with `viewStateShareKey=<key>`.
 VIEW_KEY = "skinexp"
@@ -51,6 +53,10 @@ def open_store_uri(uri: str, base_dir: Path, key: str) -> str:
     resolved = resolve_uri(uri, base_dir)
     if resolved.startswith("sqlite:///") and not Path(resolved[len("sqlite:///"):]).is_file():
         raise TrackingError(f"no MLflow store here; train first or pass {key}=. Received: {key}={uri}")
+    if _is_remote(resolved):
+        _remote_defaults()
+        _check_reachable(resolved, key=key)
+    retry.configure(resolved, 0)
     mlflow.set_tracking_uri(resolved)
     return resolved
 
@@ -59,14 +65,36 @@ def _is_remote(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
 
 
-def _check_reachable(uri: str) -> None:
+def _remote_defaults() -> None:
+    # MLflow's own retries off: `retry.call` alone decides how long a call waits for a server that is away, and
+    # the check below fails within seconds rather than after MLflow's minutes of retries.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+
+
+def _check_reachable(uri: str, experiment: str = "", key: str = "tracking.uri") -> None:
+    """The server answers /health, and accepts the login (MLFLOW_TRACKING_USERNAME / _PASSWORD) within seconds."""
     import requests
 
+    username, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    auth = (username, password) if username and password else None
+    base = uri.rstrip("/")
     try:
-        requests.get(uri.rstrip("/") + "/health", timeout=3).raise_for_status()
+        requests.get(base + "/health", timeout=3).raise_for_status()
+        # Any authenticated call: a server with logins answers 401 to a wrong or missing one (a 404 is fine).
+        answer = requests.get(base + "/api/2.0/mlflow/experiments/get-by-name", auth=auth, timeout=5,
+                              params={"experiment_name": experiment or "Default"})
     except requests.RequestException as error:
         reason = type(error).__name__
-        raise TrackingError(f"tracking.uri is unreachable ({reason}). Received: tracking.uri={uri}") from None
+        raise TrackingError(f"{key} is unreachable ({reason}). Received: {key}={uri}") from None
+    if answer.status_code in retry.REFUSED_STATUS:
+        user = username or "(unset)"
+        if answer.status_code == 401:
+            why = "refused the login (HTTP 401: wrong or missing MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD)"
+        else:
+            why = f"refused user {user} access to experiment {experiment or 'Default'} (HTTP 403: no permission)"
+        raise TrackingError(f"the tracking server at {uri} {why}. Received: {key}={uri} with "
+                            f"MLFLOW_TRACKING_USERNAME={user}")
 
 
 def prepare_store(tracking_cfg, base_dir: Path) -> tuple[str, str]:
@@ -78,10 +106,8 @@ def prepare_store(tracking_cfg, base_dir: Path) -> tuple[str, str]:
     """
     uri = resolve_uri(tracking_cfg.uri, base_dir)
     if _is_remote(uri):
-        # Fail within seconds rather than after MLflow's minutes of retries.
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-        _check_reachable(uri)
+        _remote_defaults()
+        _check_reachable(uri, tracking_cfg.experiment)
     elif uri.startswith("sqlite:///"):
         db_path = Path(uri[len("sqlite:///"):])
         try:
@@ -89,6 +115,7 @@ def prepare_store(tracking_cfg, base_dir: Path) -> tuple[str, str]:
         except OSError as error:
             raise TrackingError(f"cannot create the tracking store directory ({error.strerror}). "
                                 f"Received: tracking.uri={tracking_cfg.uri}") from None
+    retry.configure(uri, getattr(tracking_cfg, "retry_seconds", DEFAULT_RETRY_SECONDS))
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(uri)
     try:

@@ -1,0 +1,146 @@
+"""A private PostgreSQL cluster for the tracking server: created once under `<root>/postgres/`, started with the
+server on 127.0.0.1 only (no Unix socket, scram-sha-256 passwords), stopped with it.
+
+Debian's PostgreSQL (`initdb`, `pg_ctl`, `psql` under /usr/lib/postgresql/<version>/bin). PostgreSQL refuses to run
+as root, so as root its commands run as the `postgres` user, which owns the cluster's folder.
+"""
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import shutil
+import socket
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from skinexp.errors import ConfigError, TrackingError
+
+ROLE = "mlflow"
+DATABASES = ("mlflow", "mlflow_auth")  # the tracking store, the basic-auth app's users and grants
+OWNER = "postgres"
+
+
+@dataclass
+class Cluster:
+    """A running private cluster and what its clients need."""
+
+    data_dir: Path
+    port: int
+    password: str  # of ROLE
+
+    def uri(self, database: str) -> str:
+        return f"postgresql://{ROLE}:{self.password}@127.0.0.1:{self.port}/{database}"
+
+
+def bin_dir() -> Path:
+    """The newest installed PostgreSQL's binaries; ConfigError saying how to install it when there is none."""
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                      key=lambda p: int(re.sub(r"\D", "", p.parent.parent.name) or 0), reverse=True)
+    if versions:
+        return versions[0].parent
+    initdb = shutil.which("initdb")
+    if initdb:
+        return Path(initdb).parent
+    raise ConfigError("PostgreSQL is not installed: run `make install-server` (as root it installs Debian's "
+                      "postgresql), or pass database=postgresql://... Received: database=(the private cluster)")
+
+
+def _as_owner(command: list[str]) -> list[str]:
+    if os.geteuid() != 0:
+        return command
+    return ["runuser", "-u", OWNER, "--", *command]
+
+
+def _run(command: list[str], what: str, **kwargs) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, capture_output=True, text=True, **kwargs)
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        raise TrackingError(f"PostgreSQL: {what} failed ({detail[-1] if detail else result.returncode}). "
+                            f"Received: {' '.join(command[:8])}")
+    return result
+
+
+def _give_to_owner(path: Path) -> None:
+    if os.geteuid() == 0:
+        owner = pwd.getpwnam(OWNER)
+        os.chown(path, owner.pw_uid, owner.pw_gid)
+
+
+def _check_reachable_by_owner(folder: Path) -> None:
+    """As root the cluster belongs to `postgres`, who must be able to reach its folder through every parent."""
+    if os.geteuid() != 0:
+        return
+    try:
+        pwd.getpwnam(OWNER)
+    except KeyError:
+        raise ConfigError(f"there is no `{OWNER}` user to own the private PostgreSQL cluster; install Debian's "
+                          f"postgresql (make install-server). Received: {folder}") from None
+    probe = subprocess.run(["runuser", "-u", OWNER, "--", "test", "-x", str(folder)], capture_output=True)
+    if probe.returncode != 0:
+        raise ConfigError(f"the `{OWNER}` user cannot reach the server folder (a parent folder is closed to others; "
+                          f"chmod o+x it or run from elsewhere). Received: {folder}")
+
+
+def create_once(root: Path, superuser_password: str) -> Path:
+    """`<root>/postgres`, initialised once (a cluster that is there already is kept as it is)."""
+    data_dir = root / "postgres"
+    if (data_dir / "PG_VERSION").is_file():
+        return data_dir
+    root.mkdir(parents=True, exist_ok=True)
+    _check_reachable_by_owner(root)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o700)
+    _give_to_owner(data_dir)
+    password_file = root / ".initdb-password"  # initdb reads the superuser's password from a real file
+    password_file.write_text(superuser_password + "\n")
+    password_file.chmod(0o600)
+    _give_to_owner(password_file)
+    try:
+        _run(_as_owner([str(bin_dir() / "initdb"), "-D", str(data_dir), "-U", "postgres", "-E", "UTF8",
+                        f"--pwfile={password_file}", "--auth-host=scram-sha-256", "--auth-local=scram-sha-256",
+                        "--no-instructions"]), "initdb")
+    finally:
+        password_file.unlink(missing_ok=True)
+    return data_dir
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _psql(port: int, superuser_password: str, sql: str) -> str:
+    command = [str(bin_dir() / "psql"), "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1",
+               f"host=127.0.0.1 port={port} user=postgres dbname=postgres", "-c", sql]
+    return _run(command, "psql", env={**os.environ, "PGPASSWORD": superuser_password}).stdout.strip()
+
+
+def start(root: Path, superuser_password: str, role_password: str) -> Cluster:
+    """Start the cluster on a free 127.0.0.1 port, with ROLE and DATABASES created the first time."""
+    data_dir = create_once(root, superuser_password)
+    pg_ctl = str(bin_dir() / "pg_ctl")
+    if subprocess.run(_as_owner([pg_ctl, "status", "-D", str(data_dir)]), capture_output=True).returncode == 0:
+        stop(data_dir)  # left running by a server that was killed
+    port = _free_port()
+    log = root / "postgres.log"
+    log.touch()
+    _give_to_owner(log)
+    options = f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories=''"
+    # Its own session: a Ctrl-C in the server's terminal reaches the server, which stops the database in order.
+    _run(_as_owner([pg_ctl, "start", "-D", str(data_dir), "-l", str(log), "-w", "-t", "60", "-o", options]),
+         f"starting the cluster (see {log})", start_new_session=True)
+    if not _psql(port, superuser_password, f"SELECT 1 FROM pg_roles WHERE rolname = '{ROLE}'"):
+        _psql(port, superuser_password, f"CREATE ROLE {ROLE} LOGIN PASSWORD '{role_password}'")
+    for database in DATABASES:
+        if not _psql(port, superuser_password, f"SELECT 1 FROM pg_database WHERE datname = '{database}'"):
+            _psql(port, superuser_password, f"CREATE DATABASE {database} OWNER {ROLE}")
+    return Cluster(data_dir, port, role_password)
+
+
+def stop(data_dir: Path) -> None:
+    """Fast shutdown (open connections are closed, nothing committed is lost); waits until it is down."""
+    subprocess.run(_as_owner([str(bin_dir() / "pg_ctl"), "stop", "-D", str(data_dir), "-m", "fast", "-w",
+                              "-t", "60"]), capture_output=True)

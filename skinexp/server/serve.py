@@ -1,0 +1,236 @@
+"""`python -m skinexp server [host=127.0.0.1] [port=5000] [workers=2] [database=postgresql://...] [artifacts=...]`
+
+An MLflow tracking server for a team: the backend store on PostgreSQL (the given `database`, else a private cluster
+under runs/server/postgres/, started and stopped with the server), artifacts proxied by the server (under
+`artifacts`, default runs/server/artifacts/), logins through MLflow's basic-auth app. The admin user is `admin` with
+the password in SKINEXP_SERVER_ADMIN_PASSWORD (required; MLflow's old default is refused). Ctrl-C or SIGTERM stops the
+server and the database it started, leaving no process behind.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Optional
+
+import skinexp.server.postgres as postgres
+from skinexp.errors import ConfigError, TrackingError
+from skinexp.options import parse_options, usage, wants_help
+
+ADMIN_PASSWORD_ENV = "SKINEXP_SERVER_ADMIN_PASSWORD"
+ADMIN = "admin"
+LEGACY_DEFAULT_PASSWORD = "password1234"  # what basic_auth.ini shipped before MLflow 2.17 (GHSA-gq3w-7jj3-x7gr)
+SERVER_DIR = Path("runs/server")
+DEFAULTS = {"host": "127.0.0.1", "port": "5000", "workers": "2", "database": "",
+            "artifacts": str(SERVER_DIR / "artifacts")}
+READY_SECONDS = 120
+
+
+def admin_password() -> str:
+    """The admin password from the environment; ConfigError when unset, too short, or MLflow's old default."""
+    password = os.environ.get(ADMIN_PASSWORD_ENV, "")
+    if not password:
+        raise ConfigError(f"the server needs an admin password: set {ADMIN_PASSWORD_ENV} (at least 12 characters). "
+                          f"Received: {ADMIN_PASSWORD_ENV}=(unset)")
+    if password == LEGACY_DEFAULT_PASSWORD:
+        raise ConfigError(f"{ADMIN_PASSWORD_ENV} is MLflow's old default admin password, which everyone knows; pick "
+                          f"another. Received: {ADMIN_PASSWORD_ENV}={LEGACY_DEFAULT_PASSWORD}")
+    if len(password) < 12:
+        raise ConfigError(f"{ADMIN_PASSWORD_ENV} must have at least 12 characters (MLflow's rule). "
+                          f"Received: {ADMIN_PASSWORD_ENV} of {len(password)} characters")
+    return password
+
+
+def _number(options: dict[str, str], key: str, low: int, high: int) -> int:
+    text = options[key]
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise ConfigError(f"server {key} must be a number from {low} to {high}. Received: {key}={text}")
+    return int(text)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise ConfigError(f"cannot serve on {host}:{port} ({error.strerror}); stop what uses it or pick another "
+                              f"port. Received: port={port}") from None
+
+
+def _check_installed(external_database: bool) -> None:
+    missing = [name for name, module in (("mlflow[auth]", "flask_wtf"), ("psycopg[binary]", "psycopg"))
+               if find_spec(module) is None]
+    if missing:
+        raise ConfigError(f"the server needs the `server` extra: run `make install-server` (pip install -e "
+                          f"'.[server]'). Received: missing {', '.join(missing)}")
+    if not external_database:
+        postgres.bin_dir()
+
+
+def _secrets(root: Path) -> dict[str, str]:
+    """Passwords of the private cluster and the key MLflow signs its forms with: made once, kept in one file."""
+    path = root / "secrets.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    values = {name: secrets.token_urlsafe(24) for name in ("postgres_password", "mlflow_password", "secret_key")}
+    path.touch(mode=0o600)
+    path.write_text(json.dumps(values, indent=1) + "\n")
+    return values
+
+
+def _auth_config(root: Path, auth_database: str) -> Path:
+    """MLflow's basic-auth settings: new users may read every experiment; writing needs a grant (EDIT).
+
+    Checked logins are cached for 60 s per worker: without it every request pays a PBKDF2 hash (0.45 s measured
+    here), and a training run makes hundreds. A changed password or a deleted user takes up to 60 s to reach all
+    workers.
+    """
+    path = root / "basic_auth.ini"
+    path.touch(mode=0o600)
+    path.chmod(0o600)  # it holds the database password
+    path.write_text(f"[mlflow]\ndefault_permission = READ\ndatabase_uri = {auth_database}\n"
+                    f"admin_username = {ADMIN}\nauth_cache_ttl_seconds = 60\n"
+                    f"authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+    return path
+
+
+def _mlflow_command(backend: str, artifacts: Path, host: str, port: int, workers: int) -> list[str]:
+    mlflow = Path(sys.executable).with_name("mlflow")
+    launcher = [str(mlflow)] if mlflow.exists() else [sys.executable, "-m", "mlflow"]
+    return [*launcher, "server", "--app-name", "basic-auth", "--backend-store-uri", backend,
+            "--artifacts-destination", str(artifacts), "--serve-artifacts", "--host", host, "--port", str(port),
+            "--workers", str(workers)]
+
+
+def _last_lines(log: Path, count: int = 3) -> str:
+    lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    return " | ".join(lines[-count:])[-600:]
+
+
+def _wait_ready(process: subprocess.Popen, url: str, log: Path) -> None:
+    import requests
+
+    deadline = time.monotonic() + READY_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise TrackingError(f"the mlflow server exited with status {process.returncode} while starting: "
+                                f"{_last_lines(log)}. Received: {log}")
+        try:
+            if requests.get(url + "/health", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.3)
+    raise TrackingError(f"the mlflow server did not answer within {READY_SECONDS} s; see its log. Received: {log}")
+
+
+def _check_admin_login(url: str, password: str) -> None:
+    """The admin of an existing auth database must have the password we were given (MLflow ignores a new one)."""
+    import requests
+
+    answer = requests.get(url + "/api/2.0/mlflow/users/get", params={"username": ADMIN}, auth=(ADMIN, password),
+                          timeout=10)
+    if answer.status_code in (401, 403):
+        raise ConfigError(f"the server's `{ADMIN}` user already has another password than {ADMIN_PASSWORD_ENV}; set "
+                          f"that one (or change it through MLflow's update-password API). Received: HTTP "
+                          f"{answer.status_code} for {ADMIN}")
+
+
+def stop_group(process: subprocess.Popen, timeout: float = 15) -> None:
+    """SIGTERM to the server's whole process group (uvicorn and its workers), SIGKILL to what outlives `timeout`."""
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            process.poll()
+            try:
+                os.killpg(process.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+    process.poll()
+
+
+class _Stop(Exception):
+    """SIGINT or SIGTERM arrived: stop the server."""
+
+
+def _raise_stop(signum, frame):
+    raise _Stop()
+
+
+def serve_command(args: list[str]) -> int:
+    if wants_help(args):
+        print(usage("server", DEFAULTS) + f"\n       python -m skinexp server user add NAME | user grant NAME "
+              f"experiment=skinexp permission=READ|EDIT|MANAGE\n{ADMIN_PASSWORD_ENV} must hold the admin password.")
+        return 0
+    options = parse_options("server", args, DEFAULTS)
+    host, port = options["host"], _number(options, "port", 1, 65535)
+    workers = _number(options, "workers", 1, 64)
+    database = options["database"]
+    if database and database.partition("://")[0].partition("+")[0] != "postgresql":
+        raise ConfigError(f"server database must be a PostgreSQL URI, postgresql://user:password@host:port/db. "
+                          f"Received: database={database.split('@')[-1]}")
+    password = admin_password()
+    _check_installed(bool(database))
+    _check_port_free(host, port)
+    root = (Path.cwd() / SERVER_DIR).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    root.chmod(0o755)  # the `postgres` user reaches its cluster through it; the secrets in it are 0600
+    artifacts = (Path.cwd() / options["artifacts"]).resolve()
+    artifacts.mkdir(parents=True, exist_ok=True)
+    keys = _secrets(root)
+
+    previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    process: Optional[subprocess.Popen] = None
+    url = f"http://{host}:{port}"
+    try:
+        if database:
+            backend = auth_database = database
+            where = database.split("@")[-1]
+        else:
+            cluster = postgres.start(root, keys["postgres_password"], keys["mlflow_password"])
+            backend, auth_database = cluster.uri(postgres.DATABASES[0]), cluster.uri(postgres.DATABASES[1])
+            where = f"private cluster {cluster.data_dir} on 127.0.0.1:{cluster.port}"
+        log = root / "mlflow.log"
+        env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(_auth_config(root, auth_database)),
+               "MLFLOW_AUTH_ADMIN_PASSWORD": password, "MLFLOW_FLASK_SERVER_SECRET_KEY": keys["secret_key"],
+               # Job execution only serves MLflow's GenAI features; off, the server starts twice as fast.
+               "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": os.environ.get("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")}
+        print(f"skinexp: starting the tracking server on {url} (PostgreSQL: {where}; artifacts: {artifacts}; "
+              f"log: {log}); it answers in 15-30 s", flush=True)
+        with open(log, "a") as log_file:
+            process = subprocess.Popen(_mlflow_command(backend, artifacts, host, port, workers), env=env,
+                                       stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
+        _wait_ready(process, url, log)
+        _check_admin_login(url, password)
+        print(f"skinexp: tracking server ready at {url} (mlflow pid {process.pid}); clients: tracking.uri={url} "
+              f"with MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD; Ctrl-C stops it", flush=True)
+        while process.poll() is None:
+            time.sleep(0.5)
+        raise TrackingError(f"the mlflow server stopped by itself (status {process.returncode}): "
+                            f"{_last_lines(log)}. Received: {log}")
+    except _Stop:
+        print("skinexp: stopping the tracking server", flush=True)
+        return 0
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not cut the clean-up short
+            signal.signal(sig, signal.SIG_IGN)
+        if process is not None:
+            stop_group(process)
+        if not database and (root / "postgres" / "PG_VERSION").is_file():
+            postgres.stop(root / "postgres")  # also when a signal came while it was starting
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
