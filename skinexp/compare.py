@@ -3,6 +3,7 @@ intervals and paired tests (`skinexp.comparison`), an HTML report (`skinexp.repo
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ import numpy as np
 
 from skinexp.comparison import Comparison, compare, parse_per_image, to_markdown
 from skinexp.config.schema import DEFAULT_TRACKING
-from skinexp.errors import ConfigError
+from skinexp.errors import ConfigError, PermissionRefused
 from skinexp.leaderboard import leaderboard
 from skinexp.leaderboard import to_markdown as leaderboard_markdown
 from skinexp.options import parse_options, usage, wants_help
@@ -120,6 +121,19 @@ def compare_command(args: list[str]) -> int:
     comparison, files = compare_runs(runs, metric, group_by, directory, title)
     print(f"{title}: {len(comparison.groups)} groups of {sum(len(g.runs) for g in comparison.groups)} FINISHED "
           f"runs, ranked by {metric}\n\n{to_markdown(comparison)}")
+    try:
+        where = _log_comparison(parents, runs, comparison, directory, title)
+    except PermissionRefused as refusal:  # a READ-only user compares; the report stays on their disk
+        where = "nowhere in MLflow"
+        print(f"skinexp: warning: the comparison is not logged to MLflow: {refusal}", file=sys.stderr)
+    print(f"skinexp: report {files[0]}; logged to {where}")
+    return 0
+
+
+def _log_comparison(parents: list, runs: list, comparison: Comparison, directory: Path, title: str) -> str:
+    """Log the report to the sweep's parent (one sweep), else to a new comparison run; says where."""
+    from skinexp import tracking
+
     if len(parents) == 1:
         tracking.log_files(parents[0].info.run_id, directory, "comparison")
         where = f"the sweep's parent run {parents[0].info.run_id}"
@@ -130,8 +144,7 @@ def compare_command(args: list[str]) -> int:
         tracking.log_files(run_id, directory, "comparison")
         tracking.end_run(run_id)
         where = f"comparison run {run_id}"
-    print(f"skinexp: report {files[0]}; logged to {where}")
-    return 0
+    return where
 
 
 def _print_leaderboard(parent, runs: list, metric: str) -> None:
@@ -155,5 +168,8 @@ def compare_sweep(parent_run_id: str, directory: Path) -> Optional[Path]:
         _, files = compare_runs(runs, "val_iou", None, directory, parent.info.run_name if parent else parent_run_id)
     except ConfigError:
         return None
-    tracking.log_files(parent_run_id, directory, "comparison")
+    try:
+        tracking.log_files(parent_run_id, directory, "comparison")
+    except PermissionRefused:
+        return files[0]
     return files[0]

@@ -29,6 +29,10 @@ class TrackingError(SkinexpError, RuntimeError):
     """The MLflow store cannot be used (missing, unreachable, refused)."""
 
 
+class PermissionRefused(TrackingError):
+    """The tracking server refused this user an action (HTTP 403): a READ-only user may read, not log."""
+
+
 class TrainingDiverged(SkinexpError, RuntimeError):
     """The loss became NaN or infinite; the run ends FAILED."""
 

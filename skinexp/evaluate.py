@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from skinexp.console import Progress
 from skinexp.data.sources import load_splits
 from skinexp.data.types import Split
 from skinexp.ensemble import FoldEnsemble
-from skinexp.errors import ConfigError
+from skinexp.errors import ConfigError, PermissionRefused
 from skinexp.inference import load_trained, predict_probabilities
 from skinexp.outputs import refuse_existing
 from skinexp.scores import image_scores, per_image_table, summarize
@@ -112,8 +113,12 @@ def evaluate(cfg, *, output_dir: Path, base_dir: Path) -> EvaluationResult:
         folds = ", ".join(f"fold {row['label']} {row['mean_iou']:.4f}" for row in summary["folds"])
         print(f"skinexp: fold ensemble of group {ensemble.group} ({len(ensemble.members)} models), threshold "
               f"{threshold:.2f} from {summary['threshold_from']}; mean IoU alone: {folds}")
-    run_id = _log(cfg, trained, summary, output_dir, split_name)
-    tracking.log_dataset_inputs(run_id, dataset_cfg, splits.fingerprint(), {split_name: split})
+    try:
+        run_id = _log(cfg, trained, summary, output_dir, split_name)
+        tracking.log_dataset_inputs(run_id, dataset_cfg, splits.fingerprint(), {split_name: split})
+    except PermissionRefused as refusal:  # a READ-only user evaluates; the files are theirs, the store is not
+        print(f"skinexp: warning: the evaluation is not logged to MLflow: {refusal}", file=sys.stderr)
+        run_id = None
     return EvaluationResult(summary, output_dir, run_id)
 
 

@@ -101,7 +101,7 @@ def _evaluated(result) -> str:
             f"{', tta' if summary['tta'] else ''}): mean IoU {summary['mean_iou']:.4f}, mIoU {summary['miou']:.4f}, "
             f"Dice {summary['mean_dice']:.4f}, accuracy {summary['accuracy']:.4f}, thresholded Jaccard "
             f"{summary['thresholded_jaccard']:.4f}\nskinexp: per_image.csv, summary.json and figures in "
-            f"{result.output_dir}; evaluation run {result.run_id}")
+            f"{result.output_dir}; " + (f"evaluation run {result.run_id}" if result.run_id else "not logged to MLflow"))
 
 
 def evaluate_job(cfg) -> None:

@@ -215,8 +215,6 @@ def test_a_read_only_user_is_refused_to_train_in_one_line_and_no_run(server, wri
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="compare logs its report to the sweep's parent run (skinexp/compare.py), which "
-                                       "READ does not allow; it must skip that log on a 403")
 def test_a_read_only_user_compares_a_sweep(server, writer_sweep, tmp_path):
     compared = run_cli("compare", f"uri={server['url']}", cwd=tmp_path, env=login("reader"), timeout=120)
     assert "filters=4" in compared.stdout and "filters=6" in compared.stdout  # the leaderboard is printed
@@ -224,8 +222,6 @@ def test_a_read_only_user_compares_a_sweep(server, writer_sweep, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="evaluate nests its evaluation run in the training run's experiment, which "
-                                       "READ does not allow; skinexp/evaluate.py must skip or redirect that log")
 def test_reader_evaluates_a_run(server, tmp_path):
     trained = train(server["url"], tmp_path, "writer", "train.epochs=1", "tracking.log_model=false")
     assert trained.returncode == 0, trained.stderr[-3000:]

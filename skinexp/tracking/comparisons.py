@@ -8,6 +8,7 @@ from typing import Optional
 
 import mlflow
 
+import skinexp.tracking.retry as retry
 from skinexp.tracking.active import process_tags, source_tags
 from skinexp.tracking.registry import SWEEP_TAG, child_runs, find_sweep
 from skinexp.tracking.store import TrackingError, client
@@ -49,16 +50,16 @@ def artifact_bytes(run_id: str, path: str) -> Optional[bytes]:
 
 def log_files(run_id: str, folder: Path, artifact_path: str) -> None:
     """Every file of `folder` into `artifact_path` of a run that need not be active."""
-    client().log_artifacts(run_id, str(folder), artifact_path)
+    retry.call(client().log_artifacts, run_id, str(folder), artifact_path, what="logging the comparison")
 
 
 def start_comparison_run(experiment_id: str, name: str, compared: list[str]) -> str:
     """A FINISHED run that holds a comparison across sweeps or an experiment, naming the runs it compared."""
     mlflow_client = client()
-    run = mlflow_client.create_run(experiment_id, run_name=name, tags={
+    run = retry.call(mlflow_client.create_run, experiment_id, run_name=name, what="logging the comparison", tags={
         COMPARISON_TAG: "true", "skinexp.compared_runs": ",".join(compared)[:5000], **source_tags(), **process_tags()})
     return run.info.run_id
 
 
 def end_run(run_id: str) -> None:
-    client().set_terminated(run_id, "FINISHED")
+    retry.call(client().set_terminated, run_id, "FINISHED", what="logging the comparison")

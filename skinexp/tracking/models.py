@@ -10,6 +10,7 @@ from typing import Optional
 import mlflow
 from mlflow.entities import Dataset, DatasetInput, InputTag
 
+import skinexp.tracking.retry as retry
 from skinexp.errors import ConfigError, TrackingError
 from skinexp.tracking.store import client
 
@@ -78,7 +79,7 @@ def log_dataset_inputs(run_id: str, dataset_cfg, fingerprint: str, splits: dict)
                           profile=json.dumps({"num_rows": shape[0], "image_size": shape[1]}))
         inputs.append(DatasetInput(dataset, tags=[InputTag(CONTEXT_TAG, context)]))
     if inputs:
-        client().log_inputs(run_id, datasets=inputs)
+        retry.call(client().log_inputs, run_id, datasets=inputs, what="logging the datasets")
 
 
 def run_model(run, names: tuple[str, ...] = (SEGMENTER, TENSOR_MODEL)):

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Optional, TypeVar
 
-from skinexp.errors import ConfigError, TrackingError
+from skinexp.errors import ConfigError, PermissionRefused, TrackingError
 
 T = TypeVar("T")
 RETRIED_STATUS = frozenset({408, 429, 500, 502, 503, 504})
@@ -108,8 +108,9 @@ def refused_error(error: BaseException, what: str) -> TrackingError:
         why = "refused the login (HTTP 401: wrong or missing MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD)"
     else:
         why = f"refused {what} for user {user or '(none)'} (HTTP 403: no permission; an admin grants it)"
-    return TrackingError(f"the tracking server at {_policy.uri} {why}. "
-                         f"Received: tracking.uri={_policy.uri} with MLFLOW_TRACKING_USERNAME={user or '(unset)'}")
+    kind = TrackingError if status == 401 else PermissionRefused
+    return kind(f"the tracking server at {_policy.uri} {why}. "
+                f"Received: tracking.uri={_policy.uri} with MLFLOW_TRACKING_USERNAME={user or '(unset)'}")
 
 
 def call(function: Callable[..., T], *args, what: str = "the request", **kwargs) -> T:
