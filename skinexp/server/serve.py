@@ -12,7 +12,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from typing import Optional
 
 import skinexp.server.postgres as postgres
 from skinexp.errors import ConfigError, TrackingError
-from skinexp.options import parse_options, usage, wants_help
+from skinexp.options import free_port, parse_options, usage, wants_help
 
 ADMIN_PASSWORD_ENV = "SKINEXP_SERVER_ADMIN_PASSWORD"
 ADMIN = "admin"
@@ -53,16 +52,6 @@ def _number(options: dict[str, str], key: str, low: int, high: int) -> int:
     if not text.isdigit() or not low <= int(text) <= high:
         raise ConfigError(f"server {key} must be a number from {low} to {high}. Received: {key}={text}")
     return int(text)
-
-
-def _check_port_free(host: str, port: int) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as error:
-            raise ConfigError(f"cannot serve on {host}:{port} ({error.strerror}); stop what uses it or pick another "
-                              f"port. Received: port={port}") from None
 
 
 def _check_installed(external_database: bool) -> None:
@@ -184,7 +173,7 @@ def serve_command(args: list[str]) -> int:
                           f"Received: database={database.split('@')[-1]}")
     password = admin_password()
     _check_installed(bool(database))
-    _check_port_free(host, port)
+    free_port("server", host, str(port))
     root = (Path.cwd() / SERVER_DIR).resolve()
     root.mkdir(parents=True, exist_ok=True)
     root.chmod(0o755)  # the `postgres` user reaches its cluster through it; the secrets in it are 0600
