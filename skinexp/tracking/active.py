@@ -213,13 +213,14 @@ def log_keras_model(model, sample_images, sample_predictions) -> None:
     from mlflow.models import infer_signature
 
     signature = infer_signature(sample_images, sample_predictions)
-    tensorflow = "tensorflow-cpu" if _has("tensorflow-cpu") else "tensorflow"
+    tensorflow = "tensorflow-cpu" if installed("tensorflow-cpu") else "tensorflow"
     requirements = [f"{name}=={metadata.version(name)}" for name in ("keras", "mlflow", tensorflow)]
     retry.call(mlflow.tensorflow.log_model, model, name="model", signature=signature, pip_requirements=requirements,
                what="logging the model")
 
 
-def _has(package: str) -> bool:
+def installed(package: str) -> bool:
+    """Whether the distribution `package` is installed (for a logged model's pip requirements)."""
     from importlib import metadata
 
     try:

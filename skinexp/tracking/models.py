@@ -12,6 +12,7 @@ from mlflow.entities import Dataset, DatasetInput, InputTag
 
 import skinexp.tracking.retry as retry
 from skinexp.errors import ConfigError, TrackingError
+from skinexp.tracking.active import installed
 from skinexp.tracking.store import client
 
 SEGMENTER = "segmenter"  # the logged model's name: image files in, mask PNGs out
@@ -32,24 +33,14 @@ def log_segmenter(checkpoint: Path, threshold: float, keep_largest: bool = False
     signature = ModelSignature(inputs=Schema([ColSpec("string", "image")]),
                                outputs=Schema([ColSpec("string", "mask"), ColSpec("double", "lesion_fraction")]))
     packages = ["mlflow", "keras", "numpy", "pillow", "scipy", "pandas"]
-    packages.append("tensorflow-cpu" if _installed("tensorflow-cpu") else "tensorflow")
-    requirements = [f"{name}=={metadata.version(name)}" for name in packages if _installed(name)]
+    packages.append("tensorflow-cpu" if installed("tensorflow-cpu") else "tensorflow")
+    requirements = [f"{name}=={metadata.version(name)}" for name in packages if installed(name)]
     with warnings.catch_warnings():  # MLflow's advice to log an input example: the signature says it all
         warnings.filterwarnings("ignore", message=r"(?s).*input example", category=UserWarning)
         mlflow.pyfunc.log_model(name=SEGMENTER, python_model=str(SEGMENTER_CODE),
                                 artifacts={"keras_model": str(checkpoint)}, signature=signature,
                                 pip_requirements=requirements,
                                 model_config={"threshold": float(threshold), "keep_largest": bool(keep_largest)})
-
-
-def _installed(package: str) -> bool:
-    from importlib import metadata
-
-    try:
-        metadata.version(package)
-        return True
-    except metadata.PackageNotFoundError:
-        return False
 
 
 def dataset_source(dataset_cfg) -> str:
