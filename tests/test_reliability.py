@@ -149,6 +149,7 @@ def test_jobs_started_in_the_same_second_get_distinct_output_dirs(tmp_path):
     assert all(len(list(Path(d).glob("checkpoints/best.keras"))) == 1 for d in dirs)
 
 
+@pytest.mark.slow  # three trainings
 def test_deterministic_runs_repeat_exactly_and_rerun_reproduces_val_iou(tmp_path, main, store):
     args = [*TINY, "train.deterministic=true", "augment=light", "model.dropout=0.2",
             "tracking.log_model=false", *store["overrides"]]
