@@ -1,6 +1,7 @@
 """Training: one function that takes the composed config and returns what the run achieved."""
 from __future__ import annotations
 
+import copy
 import json
 import math
 import signal
@@ -12,9 +13,9 @@ from typing import Optional
 
 import numpy as np
 
-from skinexp import tracking
+from skinexp import runtime, tracking
 from skinexp.config.checks import check_train
-from skinexp.config.schema import Schedule, Strategy
+from skinexp.config.schema import Precision, Schedule
 from skinexp.data.sources import load_splits
 from skinexp.data.types import DataSplits
 from skinexp.errors import Terminated
@@ -34,26 +35,6 @@ class TrainResult:
     best_epoch: int
     best_threshold: float
     checkpoint: Path
-
-
-def configure_runtime(train_cfg, job_number: int = 0) -> None:
-    """Seeds, determinism, GPUs and precision policy: set once, here, before any model is built."""
-    import keras
-    import tensorflow as tf
-
-    keras.backend.clear_session()  # sweeps run jobs in one process: start each from a clean graph
-    tf.get_logger().setLevel("ERROR")
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus and train_cfg.pin_gpu:
-        # Parallel sweep jobs each take one GPU: job k runs on GPU k mod n.
-        gpus = [gpus[job_number % len(gpus)]]
-        tf.config.set_visible_devices(gpus, "GPU")
-    for gpu in gpus:
-        tf.config.experimental.set_memory_growth(gpu, True)
-    keras.utils.set_random_seed(train_cfg.seed)
-    if train_cfg.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    keras.mixed_precision.set_global_policy(str(train_cfg.precision))
 
 
 def _steps(count: int, batch_size: int, cap: Optional[int]) -> int:
@@ -92,6 +73,7 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
     for warning in splits.warnings:
         print(f"skinexp: warning: {warning}", file=sys.stderr)
     tracking_uri, experiment_id = tracking.prepare_store(cfg.tracking, base_dir)
+    backend = runtime.select_backend(cfg.train)
 
     import keras
 
@@ -99,7 +81,12 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
     from skinexp.data.pipeline import make_dataset
     from skinexp.inference import predict_probabilities
 
-    configure_runtime(cfg.train, job_number)
+    precision, decided_by = runtime.resolve_precision(cfg.train.precision, backend)
+    if cfg.train.precision == Precision.auto:
+        print(f"skinexp: Keras on {backend}, precision {precision} (train.precision=auto: {decided_by})")
+    cfg = copy.deepcopy(cfg)
+    cfg.train.precision = precision  # what the run logs is what it ran with
+    runtime.configure_runtime(cfg.train, job_number)
     train_cfg = cfg.train
     steps_per_epoch = _steps(len(splits.train), train_cfg.batch_size, train_cfg.max_steps_per_epoch)
     train_data = make_dataset(splits.train, train_cfg.batch_size, training=True, seed=train_cfg.seed,
@@ -108,7 +95,7 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
 
     checkpoint_dir = resume.checkpoint_dir if resume else output_dir / "checkpoints"
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    with _strategy(train_cfg.strategy).scope():
+    with runtime.strategy_scope(train_cfg.strategy):
         if resume:
             import skinexp.losses  # noqa: F401  registers the custom loss and metric for loading
             import skinexp.metrics  # noqa: F401
@@ -143,6 +130,7 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
 
     run_tags = {**tracking.source_tags(), "dataset_fingerprint": splits.fingerprint(),
                 "dataset": str(cfg.dataset.name), "model_parameters": str(model.count_params()),
+                "keras_backend": backend, "precision": precision,
                 "cv_folds": str(cfg.dataset.folds), "cv_fold": str(cfg.dataset.fold or 0) if cfg.dataset.folds else "",
                 **(tags or {})}
     previous_handler = _install_sigterm()
@@ -246,10 +234,3 @@ def keras_verbosity(verbose: str, stream=None) -> int:
         return int(verbose)
     stream = stream or sys.stdout
     return 1 if getattr(stream, "isatty", lambda: False)() else 2
-
-
-def _strategy(name: Strategy):
-    import tensorflow as tf
-
-    strategies = {Strategy.default: tf.distribute.get_strategy, Strategy.mirrored: tf.distribute.MirroredStrategy}
-    return strategies[name]()

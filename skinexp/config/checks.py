@@ -2,11 +2,12 @@
 key and the value received. The entry points call them before anything heavy loads."""
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from omegaconf import OmegaConf
 
-from skinexp.config.schema import CacheKind, DatasetName
+from skinexp.config.schema import Backend, CacheKind, DatasetName
 from skinexp.errors import ConfigError
 
 AUGMENT_LIMITS = {"affine": 0.5, "color": 1.0}  # the Keras layers' valid ranges
@@ -77,6 +78,17 @@ def check_augment(augment: Any) -> None:
 VERBOSITY = ("auto", "0", "1", "2")
 
 
+def check_backend(train: Any) -> None:
+    """`train.backend` against an explicit KERAS_BACKEND (the default follows it; a different value clashes)."""
+    environment = os.environ.get("KERAS_BACKEND")
+    if environment and environment not in {backend.value for backend in Backend}:
+        raise ConfigError(f"KERAS_BACKEND must be one of {Backend.names()} (or unset). "
+                          f"Received: KERAS_BACKEND={environment}")
+    if environment and str(train.backend) != environment:
+        raise ConfigError(f"train.backend and KERAS_BACKEND disagree: set one of them. "
+                          f"Received: train.backend={train.backend} with KERAS_BACKEND={environment}")
+
+
 def check_train_section(train: Any) -> None:
     if str(train.verbose) not in VERBOSITY:
         raise ConfigError(f"train.verbose must be one of {', '.join(VERBOSITY)}. "
@@ -87,6 +99,7 @@ def check_train_section(train: Any) -> None:
 
 def check_train(cfg: Any) -> None:
     """The whole `train` config: each section, then what sections say about each other."""
+    check_backend(cfg.train)  # first: an unknown KERAS_BACKEND would fail the first read of train.backend
     check_dataset(cfg.dataset)
     check_augment(cfg.augment)
     check_model(cfg.model, cfg.dataset.image_size)

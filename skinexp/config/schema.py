@@ -67,9 +67,15 @@ class AugmentPreset(Choice):
 
 
 class Precision(Choice):
+    auto = "auto"  # mixed_bfloat16 where the hardware runs bf16 natively, else float32 (skinexp.runtime)
     float32 = "float32"
     mixed_float16 = "mixed_float16"
     mixed_bfloat16 = "mixed_bfloat16"
+
+
+class Backend(Choice):
+    tensorflow = "tensorflow"
+    jax = "jax"
 
 
 class Strategy(Choice):
@@ -162,7 +168,8 @@ class TrainSection:
     sample_every: int = 1  # epochs between sample-mask logs
     sample_count: int = 4  # validation images shown in the sample masks
     verbose: str = "auto"  # auto: a progress bar on a terminal, else one line per epoch; 0 | 1 | 2 as in Keras
-    precision: Precision = Precision.float32
+    backend: Backend = Backend.tensorflow  # conf/train/default.yaml: $KERAS_BACKEND when it is set
+    precision: Precision = Precision.auto
     jit_compile: bool = False
     steps_per_execution: int = 1
     strategy: Strategy = Strategy.default

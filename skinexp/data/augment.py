@@ -1,75 +1,107 @@
 """Augmentation of (image, mask) batches: geometry applied to both together, colour to the image only.
 
-Keras 3 image preprocessing layers do the flips and the affine part (rotation, zoom, translation): given
-`{"images": ..., "segmentation_masks": ...}` they draw one transform per image and apply it to both,
-with nearest-neighbour interpolation for the masks. 90-degree rotations use `tf.image.rot90` with the
-same k for image and mask.
+Every image draws its own parameters from its own seed (`draw_parameters`, NumPy): a flip, a quarter turn and
+a small rotation, zoom and translation, all folded into one projective transform, and a brightness, contrast
+and saturation jitter. One resampling moves image and mask together (bilinear, reflected borders; the mask is
+thresholded at 0.5 after, so it stays binary, and flips and quarter turns land on the pixel grid exactly).
+The TensorFlow input pipeline applies the parameters with TensorFlow's projective-transform kernel
+(`skinexp.data.tf_pipeline`); the pipeline of the other backends applies the same parameters with SciPy
+(`apply`). Neither imports the other's framework. Seeding per image (not per call) keeps an epoch's
+augmentation the same however many threads prepare its batches.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
 
-import keras
-import tensorflow as tf
+import numpy as np
 
-# Pixels stay float32 in the input pipeline whatever `train.precision` sets as Keras' global policy.
-FLOAT32 = {"dtype": "float32"}
+TRANSFORM = slice(0, 8)  # the 8 projective-transform coefficients, as tf.raw_ops.ImageProjectiveTransformV3 takes
+BRIGHTNESS, CONTRAST, SATURATION = 8, 9, 10
+PARAMETERS = 11
+IDENTITY = np.array([1, 0, 0, 0, 1, 0, 0, 0, 0, 1, 1], np.float32)
+GREY_WEIGHTS = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601 luma
 
 
-def build_augmenter(augment_cfg, seed: int) -> Callable[[tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]]:
-    """A function for `tf.data.Dataset.map` over batches.
+def augmentation_enabled(augment_cfg) -> bool:
+    """Whether any augmentation key is on; the preset's name (`augment.name`) plays no part."""
+    return bool(augment_cfg.flips or augment_cfg.rotate90 or augment_cfg.affine > 0 or augment_cfg.color > 0)
+
+
+def draw_parameters(augment_cfg, seeds, size: int) -> np.ndarray:
+    """(B, 11) float32: one row of transform and colour parameters per seed (one seed per image).
 
     Args:
         augment_cfg: `augment` config: `flips` (horizontal and vertical, each with probability 0.5),
-            `rotate90` (k x 90 degrees, k uniform in 0..3; square images only), `affine` (rotation up to
-            `affine` of a full turn, zoom and translation up to that fraction; reflected borders),
-            `color` (brightness, contrast and saturation jitter of that strength, image only).
-        seed: seeds every random draw.
-
-    Returns:
-        `augment(images, masks)`: images `(B, S, S, 3)` float32 0..255 and masks `(B, S, S, 1)` float32
-        {0, 1} in, the same shapes, dtypes and ranges out; masks stay binary.
+            `rotate90` (k x 90 degrees, k uniform in 0..3; square images), `affine` (rotation up to `affine` of a
+            full turn, zoom and translation up to that fraction), `color` (brightness shift up to `color` x 255,
+            contrast and saturation factors in 1 +- `color`).
+        seeds: (B,) integers, one per image.
+        size: the images' side in pixels.
     """
-    geometric, colour = [], []
-    if augment_cfg.flips:
-        geometric.append(keras.layers.RandomFlip("horizontal_and_vertical", seed=seed, **FLOAT32))
-    if augment_cfg.affine > 0:
-        amount = float(augment_cfg.affine)
-        geometric += [
-            keras.layers.RandomRotation(amount, fill_mode="reflect", seed=seed + 1, **FLOAT32),
-            keras.layers.RandomZoom(amount, fill_mode="reflect", seed=seed + 2, **FLOAT32),
-            keras.layers.RandomTranslation(amount, amount, fill_mode="reflect", seed=seed + 3, **FLOAT32),
-        ]
-    if augment_cfg.color > 0:
-        strength = float(augment_cfg.color)
-        colour += [
-            keras.layers.RandomBrightness(strength, value_range=(0, 255), seed=seed + 4, **FLOAT32),
-            keras.layers.RandomContrast(strength, value_range=(0, 255), seed=seed + 5, **FLOAT32),
-            keras.layers.RandomSaturation((0.5 - strength / 2, 0.5 + strength / 2), value_range=(0, 255),
-                                          seed=seed + 6, **FLOAT32),
-        ]
-    quarter_turns = tf.random.Generator.from_seed(seed + 7) if augment_cfg.rotate90 else None
-
-    def augment(images, masks):
-        if quarter_turns is not None:
-            images, masks = _rotate90(images, masks, quarter_turns)
-        for layer in geometric:
-            both = layer({"images": images, "segmentation_masks": masks}, training=True)
-            images, masks = both["images"], both["segmentation_masks"]
-        for layer in colour:
-            images = layer(images, training=True)
-        # Nearest interpolation keeps masks binary already; the threshold guards against any layer that does not.
-        return tf.clip_by_value(images, 0.0, 255.0), tf.cast(masks > 0.5, tf.float32)
-
-    return augment
+    rows = np.tile(IDENTITY, (len(seeds), 1))
+    centre = (size - 1) / 2
+    for row, seed in zip(rows, np.asarray(seeds).astype(np.uint64)):
+        rng = np.random.default_rng(int(seed))
+        # Output pixel -> input pixel, about the image centre: input = centre + linear @ (output - centre) + shift.
+        linear = np.eye(2)
+        if augment_cfg.flips:
+            linear = linear @ np.diag([rng.choice([-1.0, 1.0]), rng.choice([-1.0, 1.0])])
+        if augment_cfg.rotate90:
+            linear = linear @ _rotation(rng.integers(0, 4) * math.pi / 2)
+        shift = np.zeros(2)
+        if augment_cfg.affine > 0:
+            amount = float(augment_cfg.affine)
+            zoom = 1.0 + rng.uniform(-amount, amount)
+            linear = linear @ _rotation(rng.uniform(-amount, amount) * 2 * math.pi) / zoom
+            shift = rng.uniform(-amount, amount, 2) * size
+        offset = centre - linear @ np.array([centre, centre]) + shift
+        # (x, y) = (column, row): [a0 a1 a2; b0 b1 b2] maps output (x, y) to input (a0 x + a1 y + a2, ...).
+        row[TRANSFORM] = [linear[0, 0], linear[0, 1], offset[0], linear[1, 0], linear[1, 1], offset[1], 0, 0]
+        if augment_cfg.color > 0:
+            strength = float(augment_cfg.color)
+            row[BRIGHTNESS] = rng.uniform(-strength, strength) * 255
+            row[CONTRAST] = 1 + rng.uniform(-strength, strength)
+            row[SATURATION] = 1 + rng.uniform(-strength, strength)
+    return rows
 
 
-def _rotate90(images, masks, generator: tf.random.Generator):
-    """Each image and its mask rotated by the same random k x 90 degrees."""
-    k = generator.uniform([tf.shape(images)[0]], 0, 4, dtype=tf.int32)
+def _rotation(angle: float) -> np.ndarray:
+    cosine, sine = round(math.cos(angle), 12), round(math.sin(angle), 12)  # quarter turns exactly on the grid
+    return np.array([[cosine, -sine], [sine, cosine]])
 
-    def rotated(batch):
-        turns = tf.stack([tf.image.rot90(batch, quarter) for quarter in range(4)])  # (4, B, S, S, C)
-        return tf.gather(tf.transpose(turns, [1, 0, 2, 3, 4]), k, batch_dims=1)
 
-    return rotated(images), rotated(masks)
+def apply(images: np.ndarray, masks: np.ndarray, parameters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The parameters applied with SciPy: images `(B, S, S, 3)` float32 0..255 and masks `(B, S, S, 1)` float32
+    {0, 1} in, the same shapes, dtypes and ranges out."""
+    from scipy import ndimage
+
+    images, masks = np.array(images, np.float32), np.array(masks, np.float32)
+    rows, columns = np.mgrid[: images.shape[1], : images.shape[2]]
+    for index, row in enumerate(parameters):
+        if np.array_equal(row[TRANSFORM], IDENTITY[TRANSFORM]):
+            continue
+        a0, a1, a2, b0, b1, b2 = row[:6]
+        both = np.concatenate([images[index], masks[index]], axis=-1)
+        if np.allclose(row[:6], np.round(row[:6]), atol=1e-4):  # flips and quarter turns: a permutation of pixels
+            source_columns = np.rint(a0 * columns + a1 * rows + a2).astype(int)
+            source_rows = np.rint(b0 * columns + b1 * rows + b2).astype(int)
+            moved = both[source_rows, source_columns]
+        else:
+            # SciPy maps output (row, column, channel) to input; TensorFlow's (x, y) is (column, row).
+            matrix = np.array([[b1, b0, 0], [a1, a0, 0], [0, 0, 1]])
+            moved = ndimage.affine_transform(both, matrix, offset=(b2, a2, 0), order=1, mode="reflect")
+        images[index], masks[index] = moved[..., :3], moved[..., 3:]
+    if not np.array_equal(parameters[:, BRIGHTNESS:], np.tile(IDENTITY[BRIGHTNESS:], (len(parameters), 1))):
+        images = colour(images, parameters[:, BRIGHTNESS], parameters[:, CONTRAST], parameters[:, SATURATION],
+                        mean=lambda x: x.mean(axis=(1, 2, 3), keepdims=True), grey=lambda x: x @ GREY_WEIGHTS[:, None])
+    return np.clip(images, 0.0, 255.0), (masks > 0.5).astype(np.float32)
+
+
+def colour(images, brightness, contrast, saturation, *, mean, grey):
+    """Brightness shift, contrast about each image's mean, saturation about its grey; written once for NumPy and
+    TensorFlow tensors (`mean` and `grey` are the framework's per-image mean and RGB -> grey)."""
+    images = images + brightness[:, None, None, None]
+    average = mean(images)
+    images = average + (images - average) * contrast[:, None, None, None]
+    luma = grey(images)
+    return luma + (images - luma) * saturation[:, None, None, None]

@@ -1,45 +1,36 @@
-"""tf.data input pipelines: uint8 arrays in, gathered a batch at a time, cast in graph, augmented, prefetched."""
+"""Input pipelines: uint8 sources in, gathered a batch at a time by index, float32 batches out.
+
+`make_dataset` picks the pipeline of the backend Keras runs on: tf.data on TensorFlow
+(`skinexp.data.tf_pipeline`), a `keras.utils.PyDataset` on the others (`skinexp.data.py_pipeline`, no
+TensorFlow in it). Both keep one contract: batches of (images float32 0..255 `(B, H, W, 3)`, masks float32
+{0, 1} `(B, H, W, 1)`); every image once per epoch; training reshuffles every epoch (seeded) and augments
+(`skinexp.data.augment`), evaluation keeps the order; a memory-mapped source stays on disk.
+"""
 from __future__ import annotations
 
-import numpy as np
-import tensorflow as tf
+from typing import Optional
 
+from skinexp.data.augment import augmentation_enabled
 from skinexp.data.types import Split
 
+ENGINES = ("tf.data", "pydataset")
 
-def augmentation_enabled(augment_cfg) -> bool:
-    """Whether any augmentation key is on; the preset's name (`augment.name`) plays no part."""
-    return bool(augment_cfg.flips or augment_cfg.rotate90 or augment_cfg.affine > 0 or augment_cfg.color > 0)
+__all__ = ["augmentation_enabled", "make_dataset", "ENGINES"]
 
 
-def make_dataset(split: Split, batch_size: int, *, training: bool, seed: int, augment_cfg=None) -> tf.data.Dataset:
-    """Batches of (images float32 0..255 (B, H, W, 3), masks float32 {0, 1} (B, H, W, 1)).
+def make_dataset(split: Split, batch_size: int, *, training: bool, seed: int, augment_cfg=None,
+                 engine: Optional[str] = None):
+    """The batches of `split` (see the module's contract); `engine` (default: the backend's) is `tf.data` or
+    `pydataset`."""
+    if engine is None:
+        import keras
 
-    The dataset shuffles and batches indices and reads each batch's pixels from `split` when it is
-    needed, so the arrays are never copied into TensorFlow: a memory-mapped source stays on disk, and
-    pixels stay uint8 until the graph casts the batch. Training datasets reshuffle every epoch (seeded)
-    and apply `augment_cfg` to image and mask together.
-    """
-    images, masks = split.images, split.masks
-    height, width = images.shape[1:3]
+        engine = ENGINES[0] if keras.backend.backend() == "tensorflow" else ENGINES[1]
+    augment_cfg = augment_cfg if training and augment_cfg is not None and augmentation_enabled(augment_cfg) else None
+    if engine == ENGINES[0]:
+        from skinexp.data.tf_pipeline import tf_dataset
 
-    def gather(index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return np.asarray(images[index]), np.asarray(masks[index])
+        return tf_dataset(split, batch_size, training=training, seed=seed, augment_cfg=augment_cfg)
+    from skinexp.data.py_pipeline import BatchSequence
 
-    def load_batch(index):
-        batch_images, batch_masks = tf.numpy_function(gather, [index], (tf.uint8, tf.uint8), stateful=False)
-        batch_images.set_shape((None, height, width, 3))
-        batch_masks.set_shape((None, height, width, 1))
-        return tf.cast(batch_images, tf.float32), tf.cast(batch_masks, tf.float32)
-
-    dataset = tf.data.Dataset.range(len(split))
-    if training:
-        dataset = dataset.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size, drop_remainder=False)
-    dataset = dataset.map(load_batch, num_parallel_calls=tf.data.AUTOTUNE)
-    if training and augment_cfg is not None and augmentation_enabled(augment_cfg):
-        from skinexp.data.augment import build_augmenter
-
-        augmenter = build_augmenter(augment_cfg, seed)
-        dataset = dataset.map(augmenter, num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return BatchSequence(split, batch_size, training=training, seed=seed, augment_cfg=augment_cfg)

@@ -76,7 +76,8 @@ def source_tags() -> dict[str, str]:
         tags["git_dirty"] = str(bool(status.strip())).lower()
     except (OSError, subprocess.SubprocessError):
         pass
-    for package in ("tensorflow", "tensorflow-cpu", "keras", "hydra-core", "mlflow", "numpy"):
+    for package in ("tensorflow", "tensorflow-cpu", "jax", "jaxlib", "keras", "hydra-core", "mlflow",
+                    "numpy"):
         try:
             tags[f"version.{package}"] = metadata.version(package)
         except metadata.PackageNotFoundError:
@@ -207,16 +208,25 @@ def set_tags(tags: dict[str, Any]) -> None:
 
 
 def log_keras_model(model, sample_images, sample_predictions) -> None:
-    """Log an MLflow model (logged model linked to the run) with an input/output signature."""
+    """Log an MLflow model (MLflow's Keras 3 flavor, a `.keras` file any backend loads; linked to the run) with an
+    input/output signature."""
     from importlib import metadata
 
     from mlflow.models import infer_signature
 
     signature = infer_signature(sample_images, sample_predictions)
-    tensorflow = "tensorflow-cpu" if installed("tensorflow-cpu") else "tensorflow"
-    requirements = [f"{name}=={metadata.version(name)}" for name in ("keras", "mlflow", tensorflow)]
-    retry.call(mlflow.tensorflow.log_model, model, name="model", signature=signature, pip_requirements=requirements,
+    requirements = [f"{name}=={metadata.version(name)}" for name in ("keras", "mlflow", *backend_packages())]
+    retry.call(mlflow.keras.log_model, model, name="model", signature=signature, pip_requirements=requirements,
                what="logging the model")
+
+
+def backend_packages() -> list[str]:
+    """The installed packages of the backend Keras runs on (a logged model's requirements)."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        return ["jax", "jaxlib"]
+    return ["tensorflow-cpu" if installed("tensorflow-cpu") else "tensorflow"]
 
 
 def installed(package: str) -> bool:

@@ -1,4 +1,5 @@
-"""Augmentation moves image and mask together, recolours only the image, and keeps masks binary."""
+"""Augmentation moves image and mask together, recolours only the image, and keeps masks binary: on the NumPy
+path (`apply`, the PyDataset pipeline's) and the TensorFlow path (`tf_augmenter`, tf.data's), which agree."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,9 +7,12 @@ import pytest
 from omegaconf import OmegaConf
 
 from skinexp.config.schema import AugmentConfig
+from skinexp.data.augment import IDENTITY, apply, draw_parameters
 
 tf = pytest.importorskip("tensorflow")
-from skinexp.data.augment import build_augmenter  # noqa: E402
+from skinexp.data.tf_pipeline import tf_augmenter  # noqa: E402
+
+SEEDS = np.arange(16) + 100
 
 
 def _augment_cfg(**values):
@@ -26,40 +30,80 @@ def _marked_batch(count: int = 16, size: int = 32):
         masks[i, : size // 4, : size // 8, 0] = 1  # a corner patch: any flip or turn moves it
     images = rng.uniform(0, 120, (count, size, size, 3)).astype(np.float32)
     images[..., 0] = masks[..., 0] * 255
-    return tf.constant(images), tf.constant(masks)
+    return images, masks
+
+
+def _numpy_path(cfg, images, masks):
+    return apply(images, masks, draw_parameters(cfg, SEEDS[: len(images)], images.shape[1]))
+
+
+def _tensorflow_path(cfg, images, masks):
+    moved_images, moved_masks = tf_augmenter(cfg, images.shape[1])(tf.constant(images), tf.constant(masks),
+                                                                   tf.constant(SEEDS[: len(images)]))
+    return moved_images.numpy(), moved_masks.numpy()
+
+
+PATHS = pytest.mark.parametrize("path", [_numpy_path, _tensorflow_path], ids=["numpy", "tensorflow"])
 
 
 def _red_marks_mask(images, masks) -> float:
     """Fraction of pixels where "red > 127" disagrees with the mask."""
-    return float(np.mean((images.numpy()[..., 0] > 127) != (masks.numpy()[..., 0] > 0.5)))
+    return float(np.mean((images[..., 0] > 127) != (masks[..., 0] > 0.5)))
 
 
+@PATHS
 @pytest.mark.parametrize("values", [{"flips": True}, {"rotate90": True}, {"flips": True, "rotate90": True}])
-def test_flips_and_quarter_turns_keep_the_mask_on_its_image_exactly(values):
+def test_flips_and_quarter_turns_keep_the_mask_on_its_image_exactly(path, values):
     images, masks = _marked_batch()
-    augment = build_augmenter(_augment_cfg(**values), seed=3)
-    moved_images, moved_masks = augment(images, masks)
+    moved_images, moved_masks = path(_augment_cfg(**values), images, masks)
     assert _red_marks_mask(moved_images, moved_masks) == 0
-    assert not np.array_equal(moved_masks.numpy(), masks.numpy())  # something did move
-    assert np.array_equal(np.sort(moved_masks.numpy().sum(axis=(1, 2, 3))), np.sort(masks.numpy().sum(axis=(1, 2, 3))))
+    assert not np.array_equal(moved_masks, masks)  # something did move
+    assert np.array_equal(np.sort(moved_masks.sum(axis=(1, 2, 3))), np.sort(masks.sum(axis=(1, 2, 3))))
+    assert np.allclose(np.sort(moved_images, axis=None), np.sort(images, axis=None), atol=1e-3)  # moved, not changed
 
 
-def test_affine_moves_image_and_mask_together_and_masks_stay_binary():
+@PATHS
+def test_affine_moves_image_and_mask_together_and_masks_stay_binary(path):
     images, masks = _marked_batch()
-    augment = build_augmenter(_augment_cfg(flips=True, rotate90=True, affine=0.1), seed=5)
-    moved_images, moved_masks = augment(images, masks)
-    assert set(np.unique(moved_masks.numpy())) <= {0.0, 1.0}
-    assert not np.array_equal(moved_masks.numpy(), masks.numpy())
+    moved_images, moved_masks = path(_augment_cfg(flips=True, rotate90=True, affine=0.1), images, masks)
+    assert set(np.unique(moved_masks)) <= {0.0, 1.0}
+    assert not np.array_equal(moved_masks, masks)
     assert _red_marks_mask(moved_images, moved_masks) < 0.05  # only interpolated border pixels may differ
 
 
-def test_colour_changes_the_image_only():
+@PATHS
+def test_colour_changes_the_image_only(path):
     images, masks = _marked_batch()
-    augment = build_augmenter(_augment_cfg(color=0.3), seed=1)
-    new_images, new_masks = augment(images, masks)
-    assert np.array_equal(new_masks.numpy(), masks.numpy())
-    assert not np.allclose(new_images.numpy(), images.numpy())
-    assert new_images.numpy().min() >= 0 and new_images.numpy().max() <= 255
+    new_images, new_masks = path(_augment_cfg(color=0.3), images, masks)
+    assert np.array_equal(new_masks, masks)
+    assert not np.allclose(new_images, images)
+    assert new_images.min() >= 0 and new_images.max() <= 255
+
+
+def test_colour_jitter_is_brightness_contrast_and_saturation_by_hand():
+    image = np.zeros((1, 2, 2, 3), np.float32)
+    image[0, 0, 0] = [100, 50, 0]
+    parameters = IDENTITY[None].copy()
+    parameters[0, 8:] = [10, 1.0, 0.0]  # +10 brightness, same contrast, no saturation: every pixel its grey
+    moved, _ = apply(image, np.zeros((1, 2, 2, 1), np.float32), parameters)
+    grey = np.array([110, 60, 10]) @ [0.299, 0.587, 0.114]
+    assert np.allclose(moved[0, 0, 0], grey, atol=1e-3) and np.allclose(moved[0, 1, 1], 10, atol=1e-3)
+
+
+@pytest.mark.parametrize("values", [{"flips": True, "rotate90": True, "color": 0.2}, {"affine": 0.1}])
+def test_the_numpy_and_tensorflow_paths_agree_for_the_same_seeds(values):
+    images, masks = _marked_batch()
+    numpy_images, numpy_masks = _numpy_path(_augment_cfg(**values), images, masks)
+    tf_images, tf_masks = _tensorflow_path(_augment_cfg(**values), images, masks)
+    assert np.abs(numpy_images - tf_images).max() < 0.01
+    assert np.mean(numpy_masks != tf_masks) < 0.002  # at most a pixel where bilinear lands on 0.5
+
+
+def test_each_seed_draws_its_own_parameters_and_the_same_seed_the_same():
+    cfg = _augment_cfg(flips=True, rotate90=True, affine=0.1, color=0.2)
+    first, again = draw_parameters(cfg, [1, 2, 3], 32), draw_parameters(cfg, [1, 2, 3], 32)
+    assert np.array_equal(first, again) and not np.array_equal(first[0], first[1])
+    assert np.array_equal(draw_parameters(_augment_cfg(), [1, 2], 32), np.tile(IDENTITY, (2, 1)))
 
 
 @pytest.mark.parametrize("preset", ["none", "light", "strong"])
@@ -67,14 +111,14 @@ def test_presets_build_and_keep_the_contract(compose, preset):
     cfg = compose("train", [f"augment={preset}"]).augment
     assert set(cfg) == {"name", "flips", "rotate90", "affine", "color"} and cfg.name == preset
     images, masks = _marked_batch(4)
-    new_images, new_masks = build_augmenter(cfg, seed=0)(images, masks)
-    assert new_images.shape == images.shape and new_images.dtype == tf.float32
-    assert new_masks.shape == masks.shape and set(np.unique(new_masks.numpy())) <= {0.0, 1.0}
+    for new_images, new_masks in (_numpy_path(cfg, images, masks), _tensorflow_path(cfg, images, masks)):
+        assert new_images.shape == images.shape and new_images.dtype == np.float32
+        assert new_masks.shape == masks.shape and set(np.unique(new_masks)) <= {0.0, 1.0}
 
 
 @pytest.mark.parametrize("override, message", [("augment.color=1.5", "augment.color must be in [0, 1.0]"),
                                                ("augment.affine=-0.1", "augment.affine must be in [0, 0.5]")])
-def test_strengths_outside_the_layers_ranges_are_config_errors(compose, override, message):
+def test_strengths_outside_their_ranges_are_config_errors(compose, override, message):
     from skinexp.config.checks import check_train
     from skinexp.errors import ConfigError
 

@@ -1,4 +1,5 @@
-"""make_dataset: batches of float32 pixels and {0, 1} masks, every image once per epoch, seeded shuffling."""
+"""make_dataset, on both engines (tf.data for TensorFlow, PyDataset for the other backends): batches of float32
+pixels and {0, 1} masks, every image once per epoch, seeded shuffling, memory-mapped sources read in place."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,9 +7,9 @@ import pytest
 from datafiles import dataset_cfg, write_npy
 
 from skinexp.data import Split, load_splits
+from skinexp.data.pipeline import ENGINES, make_dataset
 
-tf = pytest.importorskip("tensorflow")
-from skinexp.data.pipeline import make_dataset  # noqa: E402
+ENGINE = pytest.mark.parametrize("engine", ENGINES)
 
 
 def _numbered(count: int = 10, size: int = 8) -> Split:
@@ -18,36 +19,59 @@ def _numbered(count: int = 10, size: int = 8) -> Split:
     return Split(images, masks, [str(i) for i in range(count)])
 
 
+def _batches(dataset) -> list[tuple[np.ndarray, np.ndarray]]:
+    """One epoch of either engine as NumPy arrays (ending the epoch as Keras' fit does)."""
+    if hasattr(dataset, "on_epoch_end"):
+        batches = [dataset[index] for index in range(len(dataset))]
+        dataset.on_epoch_end()
+        return batches
+    return [(images.numpy(), masks.numpy()) for images, masks in dataset]
+
+
 def _epoch(dataset) -> list[int]:
-    return [int(v) for images, _ in dataset for v in images.numpy()[:, 0, 0, 0]]
+    return [int(v) for images, _ in _batches(dataset) for v in images[:, 0, 0, 0]]
 
 
-def test_batches_are_float32_pixels_and_binary_masks():
-    dataset = make_dataset(_numbered(), 4, training=True, seed=0)
+@ENGINE
+def test_batches_are_float32_pixels_and_binary_masks(engine):
     shapes = []
-    for images, masks in dataset:
-        assert images.dtype == tf.float32 and masks.dtype == tf.float32
-        assert set(np.unique(masks.numpy())) <= {0.0, 1.0}
-        assert np.array_equal(masks.numpy()[..., 0], images.numpy()[..., 0] % 2)
-        shapes.append(images.shape[0])
-    assert shapes == [4, 4, 2]
-    assert dataset.element_spec[0].shape.as_list() == [None, 8, 8, 3]
+    for images, masks in _batches(make_dataset(_numbered(), 4, training=True, seed=0, engine=engine)):
+        assert images.dtype == np.float32 and masks.dtype == np.float32
+        assert set(np.unique(masks)) <= {0.0, 1.0}
+        assert np.array_equal(masks[..., 0], images[..., 0] % 2)
+        shapes.append(images.shape)
+    assert shapes == [(4, 8, 8, 3), (4, 8, 8, 3), (2, 8, 8, 3)]
 
 
-def test_training_reshuffles_every_epoch_by_seed_and_evaluation_keeps_order():
-    first = make_dataset(_numbered(), 3, training=True, seed=7)
-    again = make_dataset(_numbered(), 3, training=True, seed=7)
+@ENGINE
+def test_training_reshuffles_every_epoch_by_seed_and_evaluation_keeps_order(engine):
+    first = make_dataset(_numbered(), 3, training=True, seed=7, engine=engine)
+    again = make_dataset(_numbered(), 3, training=True, seed=7, engine=engine)
     epoch_one, epoch_two = _epoch(first), _epoch(first)
     assert sorted(epoch_one) == list(range(10)) and sorted(epoch_two) == list(range(10))
     assert epoch_one != epoch_two and _epoch(again) == epoch_one
-    assert _epoch(make_dataset(_numbered(), 3, training=False, seed=7)) == list(range(10))
+    assert _epoch(make_dataset(_numbered(), 3, training=False, seed=7, engine=engine)) == list(range(10))
 
 
-def test_memory_mapped_source_reads_the_same_pixels(tmp_path):
+@ENGINE
+def test_augmented_epochs_differ_and_replay_by_seed(engine, compose):
+    augment_cfg = compose("train", ["augment=strong"]).augment
+    split = _numbered(count=6, size=16)
+    split.images[:, :4, :2] = 200  # a corner that augmentation moves
+    first = make_dataset(split, 3, training=True, seed=1, augment_cfg=augment_cfg, engine=engine)
+    again = make_dataset(split, 3, training=True, seed=1, augment_cfg=augment_cfg, engine=engine)
+    one, two, replay = _batches(first), _batches(first), _batches(again)
+    assert not np.array_equal(one[0][0], two[0][0])
+    assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(one, replay))
+    assert all(set(np.unique(masks)) <= {0.0, 1.0} for _, masks in one)
+
+
+@ENGINE
+def test_memory_mapped_source_reads_the_same_pixels(tmp_path, engine):
     images, masks = write_npy(tmp_path, "train", 6, mask_value=1)
     write_npy(tmp_path, "val", 2, mask_value=1, seed=1)
     splits = load_splits(dataset_cfg(name="npy", root=tmp_path, image_size=16))
     assert isinstance(splits.train.images, np.memmap)
-    batches = list(make_dataset(splits.train, 4, training=False, seed=0))
-    assert np.array_equal(np.concatenate([b[0].numpy() for b in batches]), images.astype(np.float32))
-    assert np.array_equal(np.concatenate([b[1].numpy() for b in batches])[..., 0], masks.astype(np.float32))
+    batches = _batches(make_dataset(splits.train, 4, training=False, seed=0, engine=engine))
+    assert np.array_equal(np.concatenate([b[0] for b in batches]), images.astype(np.float32))
+    assert np.array_equal(np.concatenate([b[1] for b in batches])[..., 0], masks.astype(np.float32))

@@ -1,0 +1,60 @@
+"""The tf.data pipeline (TensorFlow backend): index batches gathered from the uint8 arrays, cast in graph,
+augmented with TensorFlow's projective-transform kernel, prefetched. The contract is `skinexp.data.pipeline`'s."""
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from skinexp.data import augment
+from skinexp.data.types import Split
+
+
+def tf_dataset(split: Split, batch_size: int, *, training: bool, seed: int, augment_cfg=None) -> tf.data.Dataset:
+    """The arrays are never copied into TensorFlow: each batch's pixels are read from `split` when it is needed.
+    `augment_cfg` (None: no augmentation) draws each image's parameters from its own seed, taken from a seeded
+    stream that changes every epoch."""
+    images, masks = split.images, split.masks
+    height, width = images.shape[1:3]
+
+    def gather(index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(images[index]), np.asarray(masks[index])
+
+    def load_batch(index):
+        batch_images, batch_masks = tf.numpy_function(gather, [index], (tf.uint8, tf.uint8), stateful=False)
+        batch_images.set_shape((None, height, width, 3))
+        batch_masks.set_shape((None, height, width, 1))
+        return tf.cast(batch_images, tf.float32), tf.cast(batch_masks, tf.float32)
+
+    dataset = tf.data.Dataset.range(len(split))
+    if training:
+        dataset = dataset.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
+    if augment_cfg is None:
+        dataset = dataset.batch(batch_size).map(load_batch, num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        augment_batch = tf_augmenter(augment_cfg, height)
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        dataset = tf.data.Dataset.zip((dataset, seeds)).batch(batch_size)
+        dataset = dataset.map(lambda index, image_seeds: augment_batch(*load_batch(index), image_seeds),
+                              num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def tf_augmenter(augment_cfg, size: int):
+    """`augment(images, masks, seeds)` for a batch: `skinexp.data.augment.apply` in TensorFlow ops."""
+
+    def parameters(seeds: np.ndarray) -> np.ndarray:
+        return augment.draw_parameters(augment_cfg, seeds, size)
+
+    def augment_batch(images, masks, seeds):
+        rows = tf.numpy_function(parameters, [seeds], tf.float32, stateful=False)
+        rows.set_shape((None, augment.PARAMETERS))
+        both = tf.raw_ops.ImageProjectiveTransformV3(
+            images=tf.concat([images, masks], axis=-1), transforms=rows[:, augment.TRANSFORM],
+            output_shape=tf.shape(images)[1:3], fill_value=0.0, interpolation="BILINEAR", fill_mode="REFLECT")
+        images = augment.colour(both[..., :3], rows[:, augment.BRIGHTNESS], rows[:, augment.CONTRAST],
+                                rows[:, augment.SATURATION],
+                                mean=lambda x: tf.reduce_mean(x, axis=(1, 2, 3), keepdims=True),
+                                grey=lambda x: tf.reduce_sum(x * augment.GREY_WEIGHTS, axis=-1, keepdims=True))
+        return tf.clip_by_value(images, 0.0, 255.0), tf.cast(both[..., 3:] > 0.5, tf.float32)
+
+    return augment_batch
