@@ -8,8 +8,9 @@ ARGS ?=
 PYTEST_ARGS ?=
 UI_PORT ?= 5000
 SERVER_STAMP := $(VENV)/.server-stamp
+JAX_STAMP := $(VENV)/.jax-stamp
 
-.PHONY: install install-gpu train test test-deps test-slow test-all ui sweep bench bench-quality bench-serve lint clean \
+.PHONY: install install-gpu install-jax train test test-deps test-slow test-all ui sweep bench bench-quality bench-serve lint clean \
 	install-server server postgres slurm-up slurm-down bench-server
 
 # -qq: pip says nothing but errors (a machine's pip configuration may add warnings about its own mirrors).
@@ -28,6 +29,14 @@ install-gpu: $(STAMP)  ## swap the CPU TensorFlow for the CUDA build (Linux with
 	$(PY) -m pip install --quiet -e '.[gpu]'
 	$(PY) -m pip uninstall --yes tensorflow-cpu
 	$(PY) -m pip install --quiet --force-reinstall --no-deps 'tensorflow==2.21.*'
+
+# The JAX backend (train.backend=jax): jax with its CPU jaxlib. The default install stays TensorFlow-only.
+$(JAX_STAMP): $(STAMP) pyproject.toml
+	@echo "skinexp: installing the jax extra into $(VENV)"
+	@$(PY) -m pip install -qq -e '.[$(EXTRAS),jax]'
+	@touch $(JAX_STAMP)
+
+install-jax: $(JAX_STAMP)  ## add the JAX backend (jax and its CPU jaxlib)
 
 train: $(STAMP)  ## train the default experiment (synthetic data) into runs/; extra overrides via ARGS="..."
 	$(PY) -m skinexp train $(ARGS)
@@ -55,10 +64,10 @@ test-deps: $(SERVER_STAMP) postgres  ## install the system packages the slow tes
 		  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SLURM_PACKAGES) >/dev/null; }; \
 	else echo "Slurm is missing and this is not root: the Slurm tests will skip (apt-get install $(SLURM_PACKAGES))"; fi
 
-test-slow: $(STAMP) test-deps  ## slow and real-data tests only
-	$(PY) -m pytest -m "slow or real_data" $(PYTEST_ARGS)
+test-slow: $(STAMP) $(JAX_STAMP) test-deps  ## slow, real-data and JAX tests only
+	$(PY) -m pytest -m "slow or real_data or jax" $(PYTEST_ARGS)
 
-test-all: $(STAMP) test-deps
+test-all: $(STAMP) $(JAX_STAMP) test-deps
 	$(PY) -m pytest -m "" $(PYTEST_ARGS)
 
 # The team server: the `server` extra (mlflow[auth], psycopg) and Debian's postgresql for its private database.

@@ -85,7 +85,8 @@ def measure(options: dict) -> dict:
     from skinexp.runtime import resolve_precision
 
     keras.utils.set_random_seed(0)
-    precision = "float32" if options["mode"] == "notebook" else resolve_precision(options["precision"], "tensorflow")[0]
+    backend = keras.backend.backend()
+    precision = "float32" if options["mode"] == "notebook" else resolve_precision(options["precision"], backend)[0]
     keras.mixed_precision.set_global_policy(precision)
     cfg, model = _model(options)
     from skinexp.models.flops import training_flops_per_image

@@ -64,7 +64,7 @@ def evaluate(cfg, *, output_dir: Path, base_dir: Path) -> EvaluationResult:
     Empty-mask conventions are those of `skinexp.scores` (both empty: IoU 1).
     """
     refuse_existing([output_dir / name for name in OUTPUT_FILES], output_dir, cfg.overwrite)
-    trained = load_trained(cfg.run, cfg.tracking, base_dir, cfg.group)
+    trained = load_trained(cfg.run, cfg.tracking, base_dir, cfg.group, cfg.backend)
     ensemble = trained.model if isinstance(trained.model, FoldEnsemble) else None
     explicit = cfg.dataset is not None
     if explicit:

@@ -8,6 +8,7 @@ from typing import Optional
 
 import numpy as np
 
+from skinexp import runtime
 from skinexp.errors import ConfigError
 
 
@@ -22,8 +23,10 @@ class TrainedModel:
     config: Optional[dict] = None  # the training run's resolved config
 
 
-def load_trained(reference: str, tracking_cfg, base_dir: Path, group: Optional[str] = None) -> TrainedModel:
-    """`reference` is a path to a .keras file or an MLflow run id in `tracking.uri`.
+def load_trained(reference: str, tracking_cfg, base_dir: Path, group: Optional[str] = None,
+                 backend: str = "tensorflow") -> TrainedModel:
+    """`reference` is a path to a .keras file or an MLflow run id in `tracking.uri`, loaded on Keras' `backend`
+    (whichever backend trained it: the `.keras` format is backend-neutral).
 
     The parent run of a cross-validation sweep gives its fold ensemble (`skinexp.ensemble.FoldEnsemble`) of config
     `group` (default: the best), with the threshold that maximises IoU on the pooled out-of-fold predictions.
@@ -31,6 +34,7 @@ def load_trained(reference: str, tracking_cfg, base_dir: Path, group: Optional[s
     The reference is checked before Keras loads, so a wrong one costs no TensorFlow start-up.
     `models:/<name>@<alias>` and `models:/<name>/<version>` name a registered model version (`skinexp.registered`).
     """
+    runtime.select_backend(backend)
     if reference.startswith("models:/"):
         from skinexp.registered import load_registered
 

@@ -67,7 +67,7 @@ def predict(cfg, *, output_dir: Path, base_dir: Path) -> PredictionResult:
                         f"{next(s for s in stems if stems.count(s) > 1)} in {input_path}")
     refuse_existing([output_dir / f"{stem}.png" for stem in stems] + [output_dir / "predict.npy"], output_dir,
                     cfg.overwrite)
-    trained = load_trained(cfg.run, cfg.tracking, base_dir, cfg.group)  # a sweep's parent: its fold ensemble
+    trained = load_trained(cfg.run, cfg.tracking, base_dir, cfg.group, cfg.backend)  # a sweep parent: its ensemble
     threshold = cfg.threshold if cfg.threshold is not None else trained.threshold
     keep_largest = _keep_largest(cfg, trained)
 

@@ -15,9 +15,9 @@ from skinexp.config.schema import TRAINING_METRICS, TrainAppConfig
 from skinexp.errors import ConfigError
 from skinexp.naming import override_key
 
-# What may change when a run continues: how long and how verbosely, and where its store is.
-SAFE_ON_RESUME = ("train.epochs", "train.verbose", "train.sample_every", "train.early_stopping", "resume",
-                  "tracking.uri", "tracking.experiment", "tracking.artifact_root")
+# What may change when a run continues: how long and how verbosely, the backend, and where its store is.
+SAFE_ON_RESUME = ("train.epochs", "train.verbose", "train.sample_every", "train.early_stopping", "train.backend",
+                  "resume", "tracking.uri", "tracking.experiment", "tracking.artifact_root")
 LOGGED_METRICS = (*(f"{prefix}{name}" for prefix in ("", "val_") for name in ("loss", *TRAINING_METRICS)),
                   "images_per_sec", "epoch_seconds", "learning_rate")
 STATE_FILE, LAST_MODEL = "state.json", "last.keras"

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from skinexp.config.schema import Backend, Precision, Strategy
@@ -21,30 +23,49 @@ BF16_GPU_CAPABILITY = (8, 0)  # NVIDIA Ampere and later have bf16 tensor cores
 INSTALL_JAX = "pip install -e '.[jax]' (or make install-jax)"
 
 
-def select_backend(train_cfg) -> str:
-    """Make `train.backend` the backend Keras loads with; returns its name.
+def select_backend(backend: Backend, deterministic: bool = False) -> str:
+    """Make `backend` (`train.backend`, or evaluate's and predict's `backend`) the backend Keras loads with;
+    returns its name. `deterministic` asks XLA's GPU kernels for reproducible results (JAX).
 
     ConfigError when JAX is asked for but not installed, or when Keras is already loaded in this process on
     another backend (the jobs of a sweep that runs in one process share it).
     """
-    name = str(train_cfg.backend)
-    if name == Backend.jax and importlib.util.find_spec("jax") is None:
-        raise ConfigError(f"train.backend=jax needs JAX, which is not installed: {INSTALL_JAX}. "
-                          f"Received: train.backend=jax")
+    name = str(backend)
+    if name == Backend.jax and not installed("jax"):
+        raise ConfigError(f"backend jax needs JAX, which is not installed: {INSTALL_JAX}. "
+                          f"Received: backend=jax")
     keras = sys.modules.get("keras")
     if keras is not None and hasattr(keras, "backend"):
         loaded = keras.backend.backend()
         if loaded != name:
-            raise ConfigError(f"train.backend={name}, but Keras already runs on {loaded} in this process (the jobs "
-                              f"of a sweep in one process share a backend: sweep one backend at a time). "
-                              f"Received: train.backend={name}")
+            raise ConfigError(f"backend {name} asked for, but Keras already runs on {loaded} in this process (the "
+                              f"jobs of a sweep in one process share a backend: sweep one backend at a time). "
+                              f"Received: backend={name}")
         return name
     os.environ["KERAS_BACKEND"] = name
-    if name == Backend.jax and train_cfg.deterministic:
+    if name == Backend.jax:
+        logging.getLogger("jax").setLevel(logging.WARNING)  # not its INFO line about the TPU it did not find
+    if name == Backend.jax and deterministic:
         # XLA's GPU kernels pick the fastest algorithm unless told to be reproducible (read when JAX starts).
         os.environ["XLA_FLAGS"] = " ".join(filter(None, [os.environ.get("XLA_FLAGS"),
                                                          "--xla_gpu_deterministic_ops=true"]))
     return name
+
+
+def installed(package: str) -> bool:
+    return importlib.util.find_spec(package) is not None
+
+
+def backend_version(backend: str) -> str:
+    """The installed version of the backend's package (tensorflow-cpu counts as tensorflow)."""
+    from importlib import metadata
+
+    for package in ("jax",) if backend == Backend.jax else ("tensorflow", "tensorflow-cpu"):
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return "unknown"
 
 
 def configure_runtime(train_cfg, job_number: int = 0) -> str:
@@ -81,6 +102,12 @@ def _configure_tensorflow(train_cfg, job_number: int) -> None:
 def _configure_jax(train_cfg, job_number: int) -> None:
     import jax
     import keras
+    from keras.src.utils import module_utils
+
+    # keras.utils.set_random_seed also seeds TensorFlow whenever it is installed, importing it: a JAX run must not.
+    module_utils.tensorflow._available = False
+    # Keras' IoU metrics ask for int64 per-batch counts, which JAX gives as int32 (enough below 2**31 pixels a batch).
+    warnings.filterwarnings("ignore", message="Explicitly requested dtype int64", category=UserWarning)
 
     gpus = [device for device in jax.devices() if device.platform == "gpu"]
     if gpus and train_cfg.pin_gpu:
@@ -91,6 +118,12 @@ def _configure_jax(train_cfg, job_number: int) -> None:
         # MirroredStrategy's counterpart: the batch split over every local device, the weights replicated.
         distribution = keras.distribution.DataParallel(devices=keras.distribution.list_devices())
     keras.distribution.set_distribution(distribution)
+
+
+def jit_compile(value: str):
+    """`train.jit_compile` as Keras' `compile` takes it: "auto" stands (Keras decides), true and false are bools."""
+    value = str(value).lower()
+    return value if value == "auto" else value == "true"
 
 
 def strategy_scope(strategy: Strategy):

@@ -69,11 +69,11 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
     (`last.keras`, `state.json`); SIGINT or SIGTERM end the run KILLED with that state intact.
     """
     check_train(cfg)
+    backend = runtime.select_backend(cfg.train.backend, cfg.train.deterministic)
     splits = splits or load_splits(cfg.dataset)
     for warning in splits.warnings:
         print(f"skinexp: warning: {warning}", file=sys.stderr)
     tracking_uri, experiment_id = tracking.prepare_store(cfg.tracking, base_dir)
-    backend = runtime.select_backend(cfg.train)
 
     import keras
 
@@ -130,7 +130,8 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
 
     run_tags = {**tracking.source_tags(), "dataset_fingerprint": splits.fingerprint(),
                 "dataset": str(cfg.dataset.name), "model_parameters": str(model.count_params()),
-                "keras_backend": backend, "precision": precision,
+                "keras_backend": backend, "keras_backend_version": runtime.backend_version(backend),
+                "precision": precision,
                 "cv_folds": str(cfg.dataset.folds), "cv_fold": str(cfg.dataset.fold or 0) if cfg.dataset.folds else "",
                 **(tags or {})}
     previous_handler = _install_sigterm()
@@ -210,7 +211,8 @@ def _build_compiled(cfg, steps_per_epoch: int):
     model = build_unet(cfg.model, cfg.dataset.image_size)
     model.compile(optimizer=build_optimizer(cfg.optim, steps_per_epoch, cfg.train.epochs),
                   loss=build_loss(cfg.loss), metrics=training_metrics(),
-                  jit_compile=cfg.train.jit_compile, steps_per_execution=cfg.train.steps_per_execution)
+                  jit_compile=runtime.jit_compile(cfg.train.jit_compile),
+                  steps_per_execution=cfg.train.steps_per_execution)
     return model
 
 

@@ -76,23 +76,27 @@ def check_augment(augment: Any) -> None:
 
 
 VERBOSITY = ("auto", "0", "1", "2")
+JIT_COMPILE = ("auto", "true", "false")
 
 
-def check_backend(train: Any) -> None:
-    """`train.backend` against an explicit KERAS_BACKEND (the default follows it; a different value clashes)."""
+def check_backend(section: Any, prefix: str = "train.") -> None:
+    """`backend` against an explicit KERAS_BACKEND (the default follows it; a different value clashes)."""
     environment = os.environ.get("KERAS_BACKEND")
     if environment and environment not in {backend.value for backend in Backend}:
         raise ConfigError(f"KERAS_BACKEND must be one of {Backend.names()} (or unset). "
                           f"Received: KERAS_BACKEND={environment}")
-    if environment and str(train.backend) != environment:
-        raise ConfigError(f"train.backend and KERAS_BACKEND disagree: set one of them. "
-                          f"Received: train.backend={train.backend} with KERAS_BACKEND={environment}")
+    if environment and str(section.backend) != environment:
+        raise ConfigError(f"{prefix}backend and KERAS_BACKEND disagree: set one of them. "
+                          f"Received: {prefix}backend={section.backend} with KERAS_BACKEND={environment}")
 
 
 def check_train_section(train: Any) -> None:
     if str(train.verbose) not in VERBOSITY:
         raise ConfigError(f"train.verbose must be one of {', '.join(VERBOSITY)}. "
                           f"Received: train.verbose={train.verbose}")
+    if str(train.jit_compile).lower() not in JIT_COMPILE:
+        raise ConfigError(f"train.jit_compile must be one of {', '.join(JIT_COMPILE)}. "
+                          f"Received: train.jit_compile={train.jit_compile}")
     _positive(train, "train", ("epochs", "batch_size", "sample_every", "steps_per_execution"))
     _non_negative(train, "train", ("sample_count", "early_stopping"))
 
@@ -109,6 +113,7 @@ def check_train(cfg: Any) -> None:
 
 def check_inference(cfg: Any) -> None:
     """The `evaluate` and `predict` configs (their keys are top-level)."""
+    check_backend(cfg, prefix="")
     for key in ("run",) + (("input",) if "input" in cfg else ()):
         if OmegaConf.is_missing(cfg, key):
             raise ConfigError(f"{key}= is required. Received: no {key}")

@@ -170,7 +170,7 @@ class TrainSection:
     verbose: str = "auto"  # auto: a progress bar on a terminal, else one line per epoch; 0 | 1 | 2 as in Keras
     backend: Backend = Backend.tensorflow  # conf/train/default.yaml: $KERAS_BACKEND when it is set
     precision: Precision = Precision.auto
-    jit_compile: bool = False
+    jit_compile: str = "auto"  # auto (Keras decides: XLA on JAX and TensorFlow GPUs, not TF CPUs) | true | false
     steps_per_execution: int = 1
     strategy: Strategy = Strategy.default
     early_stopping: int = 0  # patience in epochs on val_iou; 0 disables
@@ -216,6 +216,7 @@ class InferenceSection:
     tta: bool = False  # average predictions over flips
     postprocess: Postprocess = Postprocess.none  # largest_component is applied only where it helps on validation
     batch_size: int = 8
+    backend: Backend = Backend.tensorflow  # Keras' backend (conf: $KERAS_BACKEND when it is set); any loads any run
     output: Optional[str] = None  # default: runs/<command>/<date>/<time>-<pid>
     overwrite: bool = False
 
