@@ -11,6 +11,7 @@ SERVER_STAMP := $(VENV)/.server-stamp
 JAX_STAMP := $(VENV)/.jax-stamp
 
 .PHONY: install install-gpu install-jax train test test-deps test-slow test-all ui sweep bench bench-quality bench-serve lint clean \
+	bench-backends bench-precision \
 	install-server server postgres slurm-up slurm-down bench-server
 
 # -qq: pip says nothing but errors (a machine's pip configuration may add warnings about its own mirrors).
@@ -113,6 +114,12 @@ bench: $(STAMP)  ## throughput, start-up and memory against the notebook's appro
 
 bench-quality: $(STAMP)  ## quality over time on the real images (about 30 minutes; writes docs/quality_over_time.*)
 	$(PY) benchmarks/quality.py
+
+bench-backends: $(JAX_STAMP)  ## the same training on TensorFlow and on JAX, img/s and their ratio (about 5 minutes)
+	$(PY) benchmarks/backends.py
+
+bench-precision: $(STAMP)  ## float32 against mixed_bfloat16 on the real images, 3 seeds each, compared (about 15 minutes)
+	$(PY) benchmarks/precision.py
 
 bench-serve: $(STAMP)  ## REST endpoint latency vs predict in-process, one 600x450 JPEG per request (about 3 minutes)
 	$(PY) benchmarks/serve.py

@@ -50,6 +50,8 @@ def train(side: list[str], workdir: Path, uri: str, root: str, limit_seconds: fl
 
     client = mlflow.MlflowClient(uri)
     experiment = client.get_experiment_by_name("quality")
+    if experiment is None:
+        sys.exit(f"the training started no run (exit {process.returncode}):\n{process.stdout.read()[-3000:]}")
     runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"], max_results=1)
     return runs[0].info.run_id
 
