@@ -52,7 +52,7 @@ def main() -> None:
     (parent,) = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
     children = [run for run in runs if "mlflow.parentRunId" in run.data.tags]
     compared = subprocess.run([sys.executable, "-m", "skinexp", "compare", f"sweep={parent.info.run_id}",
-                               "group_by=train.precision", f"tracking.uri={uri}"], cwd=workdir, env=env,
+                               "experiment=precision", "group_by=train.precision", f"uri={uri}"], cwd=workdir, env=env,
                               capture_output=True, text=True, check=True)
     print(f"precision: {len(children)} runs ({args.precisions} x seeds {args.seeds}), "
           f"{' '.join(config)}")
