@@ -129,7 +129,7 @@ def test_experiment_works_without_and_with_the_plus(compose, main, tmp_path):
     for form in ("experiment=isic_cpu", "+experiment=isic_cpu"):
         printed = main("train", "--cfg", "job", form, cwd=tmp_path)
         assert printed.returncode == 0, printed.stderr
-        assert "epochs: 40" in printed.stdout and "experiment: isic" in printed.stdout
+        assert "epochs: 13" in printed.stdout and "experiment: isic" in printed.stdout
 
 
 def test_one_hydra_default_holds_the_output_directories():
