@@ -4,9 +4,7 @@ from __future__ import annotations
 import copy
 import json
 import math
-import signal
 import sys
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -18,7 +16,6 @@ from skinexp.config.checks import check_train
 from skinexp.config.schema import Precision, Schedule
 from skinexp.data.sources import load_splits
 from skinexp.data.types import DataSplits
-from skinexp.errors import Terminated
 from skinexp.plots import close, curves_figure
 from skinexp.resume import ResumeState
 from skinexp.scores import best_threshold
@@ -40,10 +37,6 @@ class TrainResult:
 def _steps(count: int, batch_size: int, cap: Optional[int]) -> int:
     steps = math.ceil(count / batch_size)
     return min(steps, cap) if cap else steps
-
-
-def _on_sigterm(signum, frame):
-    raise Terminated("terminated (SIGTERM)")
 
 
 def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: list[str],
@@ -77,7 +70,7 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
 
     import keras
 
-    from skinexp.callbacks import DeferInterrupts, DivergenceGuard, EpochLogger, EpochState, SampleMasks
+    from skinexp.callbacks import DeferInterrupts, DivergenceGuard, EpochLogger, EpochState, Interrupts, SampleMasks
     from skinexp.data.pipeline import make_dataset
     from skinexp.inference import predict_probabilities
 
@@ -112,15 +105,16 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
     checkpoint = keras.callbacks.ModelCheckpoint(best_path, monitor=str(train_cfg.checkpoint_monitor), mode="auto",
                                                  save_best_only=True,
                                                  initial_value_threshold=resume.best if resume else None)
+    interrupts = Interrupts()
     callbacks = [
         DivergenceGuard(),
-        DeferInterrupts(block=True),
+        DeferInterrupts(interrupts, defer=True),
         checkpoint,
         EpochState(checkpoint_dir, checkpoint),  # after the checkpoint, so it records the updated best
         epoch_logger,
         SampleMasks(splits.val.images[:sample_count], splits.val.masks[:sample_count], train_cfg.sample_every,
                     from_start=resume is None),
-        DeferInterrupts(block=False),
+        DeferInterrupts(interrupts, defer=False),
     ]
     if cfg.optim.schedule == Schedule.plateau:
         callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2, min_lr=1e-6))
@@ -134,8 +128,7 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
                 "precision": precision,
                 "cv_folds": str(cfg.dataset.folds), "cv_fold": str(cfg.dataset.fold or 0) if cfg.dataset.folds else "",
                 **(tags or {})}
-    previous_handler = _install_sigterm()
-    try:
+    with interrupts:  # SIGINT and SIGTERM end the run KILLED, never inside an epoch's end
         with tracking.run(experiment_id, run_name, parent_run_id=parent_run_id, tags=run_tags,
                           resume_run_id=resume.run_id if resume else None, console_log=console_log) as active:
             run_id = active.info.run_id
@@ -178,8 +171,6 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
                 sample = splits.val.images[:2].astype(np.float32)
                 tracking.log_keras_model(best_model, sample, best_model.predict(sample, verbose=0))
                 tracking.log_segmenter(best_path, threshold)
-    finally:
-        _restore_sigterm(previous_handler)
 
     return TrainResult(run_id=run_id, experiment_id=experiment_id, tracking_uri=tracking_uri,
                        best_val_iou=float(np.nanmax(val_iou)), best_epoch=best_epoch,
@@ -214,19 +205,6 @@ def _build_compiled(cfg, steps_per_epoch: int):
                   jit_compile=runtime.jit_compile(cfg.train.jit_compile),
                   steps_per_execution=cfg.train.steps_per_execution)
     return model
-
-
-def _install_sigterm():
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGTERM, _on_sigterm)
-
-
-def _restore_sigterm(previous) -> None:
-    if previous is not None:
-        # An error inside an epoch's end could leave interrupts blocked (see DeferInterrupts).
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
-        signal.signal(signal.SIGTERM, previous)
 
 
 def keras_verbosity(verbose: str, stream=None) -> int:
