@@ -11,7 +11,7 @@ SERVER_STAMP := $(VENV)/.server-stamp
 JAX_STAMP := $(VENV)/.jax-stamp
 
 .PHONY: install install-gpu install-jax train test test-deps test-slow test-all ui sweep bench bench-quality bench-serve lint clean \
-	bench-backends bench-precision \
+	bench-backends bench-precision gpu-check-sim \
 	install-server server postgres slurm-up slurm-down bench-server
 
 # -qq: pip says nothing but errors (a machine's pip configuration may add warnings about its own mirrors).
@@ -38,6 +38,9 @@ $(JAX_STAMP): $(STAMP) pyproject.toml
 	@touch $(JAX_STAMP)
 
 install-jax: $(JAX_STAMP)  ## add the JAX backend (jax and its CPU jaxlib)
+
+gpu-check-sim: $(STAMP)  ## the GPU check in a copy of the GPU image's Python (no TensorFlow), on this CPU
+	PYTHON=$(PY) benchmarks/gpu_check_sim.sh
 
 train: $(STAMP)  ## train the default experiment (synthetic data) into runs/; extra overrides via ARGS="..."
 	$(PY) -m skinexp train $(ARGS)

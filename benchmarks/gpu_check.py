@@ -5,8 +5,8 @@ Prints img/s (median of the epochs after the warm-up epoch, which compiles; skin
 metric, read back from the store), the model's training FLOPs per image (counted from its layers by
 `skinexp.models.flops`), the achieved TFLOP/s and its fraction of the peak (`--peak`, default the H200's bf16
 dense ~790 TFLOP/s), and the device's peak memory. Run it through `benchmarks/gpu_check.sh`, which installs
-what the GPU machine lacks from wheels first. Writes `gpu_check.json` into `--out` (default $OUT, else the
-working folder).
+what the GPU machine lacks from wheels first. Writes `gpu_check.json` into `--out` (default $OUT, else
+`runs/gpu_check/` under the working folder).
 
     python benchmarks/gpu_check.py [--size 256] [--images 2000] [--batch 64] [--epochs 6] [--peak 790]
 """
@@ -30,7 +30,7 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=6, help="the first is the warm-up")
     parser.add_argument("--peak", type=float, default=790.0, help="the device's bf16 dense peak, TFLOP/s")
     parser.add_argument("--precision", default="mixed_bfloat16")
-    parser.add_argument("--out", default=os.environ.get("OUT", "."))
+    parser.add_argument("--out", default=os.environ.get("OUT", "runs/gpu_check"))
     args = parser.parse_args()
     if args.epochs < 2:
         parser.error("--epochs must be at least 2: the first one compiles")

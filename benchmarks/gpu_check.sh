@@ -8,12 +8,13 @@
 #                                      PYTHON=.venv/bin/python benchmarks/gpu_check.sh --size 64 --images 20 --batch 4 --epochs 2
 set -euo pipefail
 cd "$(dirname "$0")/.."
-WHEELS=.gpu-wheels
+WHEELS=${WHEELS:-.gpu-wheels}
 PYTHON=${PYTHON:-python3}
 TARGET=${TARGET:-/tmp/skinexp-gpu-site}
 # What the GPU image lacks of skinexp's needs (it has numpy, scipy, pillow, matplotlib, pandas, h5py, rich,
 # absl-py, pyyaml, requests, click, protobuf, cloudpickle, jinja2): Keras 3, Hydra, MLflow's client with the
-# SQLite store (SQLAlchemy, Alembic) and what those need.
+# SQLite store (SQLAlchemy, Alembic, and cryptography, which the store's registry tables import) and what those need.
+# A simulation of that machine (a venv with just the image's packages, benchmarks/gpu_check_sim.sh) checks the set.
 PACKAGES=(  # the versions this project's CPU install runs with
   keras==3.15.1 namex==0.1.0 optree==0.20.0 hydra-core==1.3.8 omegaconf==2.3.1
   mlflow-skinny==3.17.2 sqlalchemy==2.1.9 alembic==1.20.1 mako==1.4.3 sqlparse==0.6.1 cachetools==7.3.3
@@ -21,7 +22,7 @@ PACKAGES=(  # the versions this project's CPU install runs with
   pyasn1==0.6.5 fastapi==0.165.0 starlette==1.10.0 uvicorn==0.54.0 pydantic==2.14.4 pydantic-core==2.50.5
   annotated-types==0.8.0 typing-inspection==0.4.5 python-dotenv==1.2.4 importlib-metadata==9.1.0
   opentelemetry-api==1.45.2 opentelemetry-sdk==1.45.2 opentelemetry-proto==1.45.2
-  opentelemetry-semantic-conventions==0.66b2
+  opentelemetry-semantic-conventions==0.66b2 cryptography==50.0.2 cffi==2.1.1 pycparser==3.12
 )
 
 if [ "${1:-}" = download ]; then

@@ -238,14 +238,16 @@ def test_a_jax_sweep_lands_under_one_parent(tmp_path, store, launcher):
 
 
 @pytest.mark.slow
-@jax_test
-def test_the_gpu_check_runs_end_to_end_on_the_cpu(tmp_path):
-    """benchmarks/gpu_check.sh as the GPU machine runs it, with a tiny step count (nothing to install here)."""
+def test_the_gpu_check_runs_in_a_copy_of_the_gpu_image_with_only_its_wheels(tmp_path):
+    """benchmarks/gpu_check_sim.sh: a venv with only the GPU image's packages (no TensorFlow) plus the check's
+    wheels, installed as the GPU machine installs them, then the check with a tiny step count. Needs PyPI."""
     repo = Path(__file__).resolve().parent.parent
-    result = subprocess.run(["bash", str(repo / "benchmarks" / "gpu_check.sh"), "--size", "32", "--images", "20",
+    result = subprocess.run(["bash", str(repo / "benchmarks" / "gpu_check_sim.sh"), "--size", "32", "--images", "20",
                              "--batch", "4", "--epochs", "2", "--out", str(tmp_path)], capture_output=True, text=True,
-                            timeout=600, env={**os.environ, "PYTHON": sys.executable})
+                            timeout=900, env={**os.environ, "SIM": str(tmp_path / "sim"), "PYTHON": sys.executable})
     assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-3000:])
+    wheels = len(list((repo / ".gpu-wheels").glob("*.whl")))
+    assert f"gpu_check: installing {wheels} wheels into {tmp_path / 'sim' / 'site'}" in result.stdout
     report = json.loads((tmp_path / "gpu_check.json").read_text())
     assert report["platform"] == "cpu" and report["precision"] == "mixed_bfloat16"
     assert len(report["img_s_per_epoch"]) == 2 and report["img_s_median_after_warmup"] > 0
