@@ -106,9 +106,10 @@ class Interrupts:
     one is raised at once.
 
     A context manager that installs the handlers in the main thread (elsewhere Python cannot) and puts the
-    previous ones back. Blocking the signals with `pthread_sigmask` would not do: the mask is per thread, the
-    kernel hands a process-directed signal to any of TensorFlow's threads, and Python then runs the handler in
-    the main thread at its next bytecode, wherever that is.
+    previous ones back; a signal the process was started ignoring (a worker left to its parent) stays ignored.
+    Blocking the signals with `pthread_sigmask` would not do: the mask is per thread, the kernel hands a
+    process-directed signal to any of TensorFlow's threads, and Python then runs the handler in the main thread
+    at its next bytecode, wherever that is.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -120,7 +121,8 @@ class Interrupts:
 
     def __enter__(self) -> Interrupts:
         if threading.current_thread() is threading.main_thread():
-            self._previous = {signum: signal.signal(signum, self._handle) for signum in self.SIGNALS}
+            self._previous = {signum: signal.signal(signum, self._handle) for signum in self.SIGNALS
+                              if signal.getsignal(signum) is not signal.SIG_IGN}
         return self
 
     def __exit__(self, *exc_info) -> None:

@@ -154,6 +154,18 @@ def test_an_interrupt_during_an_epochs_end_is_held_until_it_ends_and_a_second_on
     assert signal.getsignal(signal.SIGTERM) is previous
 
 
+def test_a_signal_the_process_ignores_stays_ignored_through_training():
+    from skinexp.callbacks import Interrupts
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with Interrupts():
+            os.kill(os.getpid(), signal.SIGINT)  # nothing raised
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def test_sigterm_right_after_an_epochs_state_is_kept_still_logs_that_epoch(tmp_path, main, store, monitor_epochs):
     """The race CI once lost: the signal lands between `state.json` and the epoch's metrics. The process's
     other threads (TensorFlow's) take a process-directed signal, so this sends it from inside the epoch's end."""
