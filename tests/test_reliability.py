@@ -166,7 +166,8 @@ def test_a_signal_the_process_ignores_stays_ignored_through_training():
         signal.signal(signal.SIGINT, previous)
 
 
-def test_sigterm_right_after_an_epochs_state_is_kept_still_logs_that_epoch(tmp_path, main, store, monitor_epochs):
+def test_sigterm_right_after_an_epochs_state_is_kept_still_logs_that_epoch(tmp_path, main, store,
+                                                                           sigterm_after_epoch_2_is_kept):
     """The race CI once lost: the signal lands between `state.json` and the epoch's metrics. The process's
     other threads (TensorFlow's) take a process-directed signal, so this sends it from inside the epoch's end."""
     result = main("train", *TINY, "train.epochs=4", "tracking.log_model=false", *store["overrides"], cwd=tmp_path)
@@ -179,7 +180,7 @@ def test_sigterm_right_after_an_epochs_state_is_kept_still_logs_that_epoch(tmp_p
 
 
 @pytest.fixture
-def monitor_epochs(monkeypatch):
+def sigterm_after_epoch_2_is_kept(monkeypatch):
     """Sends this process SIGTERM as soon as epoch 2's resume state is written."""
     from skinexp.callbacks import EpochState
 
