@@ -167,3 +167,51 @@ def test_compare_an_experiment_logs_a_comparison_run(sweep, main, tmp_path):
 def test_compare_refuses_unknown_sweeps_experiments_and_keys(sweep, main, tmp_path, args, fragment):
     assert fragment in error_line(main("compare", *args, f"uri={sweep['uri']}", f"report={tmp_path / 'x'}",
                                        cwd=sweep["workdir"]))
+
+
+def _log_the_same_new_datasets(uri: str, barrier, rounds: int, failures) -> None:
+    """One parallel job: a run per round, then (all jobs at once) that round's new dataset logged to it."""
+    import mlflow
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    from skinexp.tracking.models import log_inputs
+
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(uri)
+    experiment_id = client.get_experiment_by_name("race").experiment_id
+    for round_ in range(rounds):
+        run = client.create_run(experiment_id)
+        dataset = Dataset(name=f"synthetic-{round_}/training", digest="0123abcd", source_type="synthetic", source="{}")
+        barrier.wait()
+        try:
+            log_inputs(run.info.run_id, [DatasetInput(dataset, tags=[InputTag("mlflow.data.context", "training")])])
+        except Exception as error:  # what the job would fail with
+            print(f"{type(error).__name__}: {str(error)[:200]}", flush=True)
+            failures[round_] += 1
+
+
+@pytest.mark.slow
+def test_parallel_jobs_logging_the_same_new_dataset_all_get_it(tmp_path):
+    """The race CI once lost in the joblib sweep: MLflow's SQL store inserts a dataset it did not find, so two
+    jobs logging the same new one at once both insert it. 4 jobs x 10 rounds: without the second attempt, 9 to 18
+    of these 40 calls failed here on the datasets table's unique key."""
+    import multiprocessing
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    MlflowClient(uri).create_experiment("race")  # a fresh store's migrations, once, before the writers
+    context = multiprocessing.get_context("spawn")
+    jobs, rounds = 4, 10
+    barrier, failures = context.Barrier(jobs), context.Array("i", rounds)
+    processes = [context.Process(target=_log_the_same_new_datasets, args=(uri, barrier, rounds, failures))
+                 for _ in range(jobs)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=300)
+    assert [process.exitcode for process in processes] == [0] * jobs
+    assert list(failures) == [0] * rounds
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("race").experiment_id], max_results=100)
+    assert len(runs) == jobs * rounds
+    names = sorted(run.inputs.dataset_inputs[0].dataset.name for run in runs if len(run.inputs.dataset_inputs) == 1)
+    assert names == sorted(f"synthetic-{round_}/training" for round_ in range(rounds) for _ in range(jobs))

@@ -69,7 +69,33 @@ def log_dataset_inputs(run_id: str, dataset_cfg, fingerprint: str, splits: dict)
                           profile=json.dumps({"num_rows": shape[0], "image_size": shape[1]}))
         inputs.append(DatasetInput(dataset, tags=[InputTag(CONTEXT_TAG, context)]))
     if inputs:
-        retry.call(client().log_inputs, run_id, datasets=inputs, what="logging the datasets")
+        log_inputs(run_id, inputs)
+
+
+DATASET_RACE_ATTEMPTS = 5
+
+
+def log_inputs(run_id: str, inputs: list[DatasetInput]) -> None:
+    """`MlflowClient.log_inputs`, again when a parallel job won the race to create the same dataset.
+
+    MLflow's SQL store looks each dataset up and inserts the missing ones in one transaction, so two jobs of a
+    parallel sweep logging the same new dataset can both insert it; the later one fails on the table's unique key
+    and its whole transaction rolls back. Logging again then finds that dataset and links the run to it.
+    """
+    for attempt in range(1, DATASET_RACE_ATTEMPTS + 1):
+        try:
+            retry.call(client().log_inputs, run_id, datasets=inputs, what="logging the datasets")
+            return
+        except mlflow.exceptions.MlflowException as error:
+            if attempt == DATASET_RACE_ATTEMPTS or not lost_a_dataset_race(error):
+                raise
+
+
+def lost_a_dataset_race(error: BaseException) -> bool:
+    """Whether `error` is the datasets table's unique key refusing a second insert (SQLite's or PostgreSQL's
+    words; the message carries the statement)."""
+    text = str(error)
+    return "INSERT INTO datasets" in text and ("UNIQUE constraint failed" in text or "duplicate key value" in text)
 
 
 def run_model(run, names: tuple[str, ...] = (SEGMENTER, TENSOR_MODEL)):
