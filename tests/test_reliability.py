@@ -136,22 +136,28 @@ def test_an_interrupt_during_an_epochs_end_is_held_until_it_ends_and_a_second_on
     from skinexp.callbacks import Interrupts
     from skinexp.errors import Terminated
 
-    previous = signal.getsignal(signal.SIGTERM)
-    with Interrupts() as interrupts:
-        interrupts.defer()
-        os.kill(os.getpid(), signal.SIGTERM)  # held: nothing raised here
-        with pytest.raises(Terminated):
-            interrupts.release()
-        interrupts.release()  # nothing left pending
-        interrupts.defer()
-        os.kill(os.getpid(), signal.SIGINT)
-        with pytest.raises(KeyboardInterrupt):
+    previous = {signum: signal.getsignal(signum) for signum in Interrupts.SIGNALS}
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a user's process (xdist's workers ignore it)
+    try:
+        with Interrupts() as interrupts:
+            interrupts.defer()
+            os.kill(os.getpid(), signal.SIGTERM)  # held: nothing raised here
+            with pytest.raises(Terminated):
+                interrupts.release()
+            interrupts.release()  # nothing left pending
+            interrupts.defer()
             os.kill(os.getpid(), signal.SIGINT)
-        with pytest.raises(KeyboardInterrupt):  # the first one, still held
-            interrupts.release()
-        with pytest.raises(KeyboardInterrupt):  # outside an epoch's end: at once
-            os.kill(os.getpid(), signal.SIGINT)
-    assert signal.getsignal(signal.SIGTERM) is previous
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGINT)
+            with pytest.raises(KeyboardInterrupt):  # the first one, still held
+                interrupts.release()
+            with pytest.raises(KeyboardInterrupt):  # outside an epoch's end: at once
+                os.kill(os.getpid(), signal.SIGINT)
+        assert signal.getsignal(signal.SIGTERM) is previous[signal.SIGTERM]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def test_a_signal_the_process_ignores_stays_ignored_through_training():
