@@ -172,6 +172,7 @@ def test_a_signal_the_process_ignores_stays_ignored_through_training():
         signal.signal(signal.SIGINT, previous)
 
 
+@pytest.mark.slow  # a training; the handler itself is tested above, in the default suite
 def test_sigterm_right_after_an_epochs_state_is_kept_still_logs_that_epoch(tmp_path, main, store,
                                                                            sigterm_after_epoch_2_is_kept):
     """The race CI once lost: the signal lands between `state.json` and the epoch's metrics. The process's
