@@ -22,9 +22,12 @@ LONG = [*TINY, "dataset.num_samples=40", "train.epochs=40", "tracking.log_model=
 
 
 def _start(workdir: Path, *args: str) -> subprocess.Popen:
+    """A training as a user's terminal starts it: SIGINT not ignored, even where this suite was started in the
+    background (a non-interactive shell's `&` ignores SIGINT, children inherit that, and skinexp keeps it)."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     return subprocess.Popen([sys.executable, "-m", "skinexp", "train", *args], cwd=workdir, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for_epochs(workdir: Path, process: subprocess.Popen, epochs: int, timeout: float = 180) -> None:
