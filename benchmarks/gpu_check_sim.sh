@@ -34,8 +34,7 @@ from pip._vendor.packaging.requirements import Requirement
 from pip._vendor.packaging.utils import canonicalize_name
 
 wheels, image_file = Path(sys.argv[1]), Path(sys.argv[2])
-image_text = [line for line in image_file.read_text().splitlines() if not line.startswith("#")]
-image = {canonicalize_name(line.strip()) for line in image_text if line.strip()}
+image = {canonicalize_name(line) for line in image_file.read_text().split("\n") if line and not line.startswith("#")}
 gpu_python = {"python_version": "3.12", "python_full_version": "3.12.3", "implementation_name": "cpython",
               "platform_python_implementation": "CPython", "sys_platform": "linux", "platform_system": "Linux",
               "platform_machine": "x86_64", "os_name": "posix", "extra": ""}
@@ -53,8 +52,9 @@ for own in ("numpy", "scipy", "matplotlib", "pillow", "jax"):  # skinexp's needs
     required.setdefault(own, "skinexp")
 missing = sorted(f"{name} (for {by})" for name, by in required.items() if name not in provided | image)
 if missing:
-    sys.exit(f"gpu_check_sim: the GPU image lacks, and no wheel brings: {', '.join(missing)}; add it to PACKAGES in "
-             "benchmarks/gpu_check.sh")
+    print(f"gpu_check_sim: the GPU image lacks, and no wheel brings: {', '.join(missing)}; add it to PACKAGES in "
+          "benchmarks/gpu_check.sh", file=sys.stderr)
+    sys.exit(2)
 pins = {"jax": "jax[cpu]>=0.10,<0.12"}  # the CPU build of the jax extra's range stands in for the image's CUDA one
 print(" ".join(sorted(pins.get(name, name) for name in required if name not in provided)))
 EOF
