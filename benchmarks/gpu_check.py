@@ -31,7 +31,10 @@ def main() -> int:
     parser.add_argument("--peak", type=float, default=790.0, help="the device's bf16 dense peak, TFLOP/s")
     parser.add_argument("--precision", default="mixed_bfloat16")
     parser.add_argument("--out", default=os.environ.get("OUT", "runs/gpu_check"))
+    parser.add_argument("--compute-steps", type=int, default=20,
+                        help="timed forward+backward steps on one batch already on the device (0: skip)")
     args = parser.parse_args()
+    command = " ".join(["benchmarks/gpu_check.py", *sys.argv[1:]])  # before Hydra rewrites sys.argv
     if args.epochs < 2:
         parser.error("--epochs must be at least 2: the first one compiles")
 
@@ -72,6 +75,7 @@ def main() -> int:
                                      key=lambda m: m.step)]
     cfg = compose("train", overrides)
     flops = training_flops_per_image(build_unet(cfg.model, args.size))
+    compute_img_s = compute_only_rate(cfg.model, args, run.data.params["train.precision"]) if args.compute_steps else None
     timed = rates[1:]
     img_s = statistics.median(timed)
     device = jax.devices()[0]
@@ -84,7 +88,8 @@ def main() -> int:
         "training_gflop_per_image": flops / 1e9, "achieved_tflop_s": img_s * flops / 1e12,
         "fraction_of_peak": img_s * flops / 1e12 / args.peak, "peak_tflop_s": args.peak,
         "peak_memory_gib": stats.get("peak_bytes_in_use", 0) / 2**30 if stats else None,
-        "wall_seconds": wall,
+        "compute_only_img_s": compute_img_s,
+        "wall_seconds": wall, "cpu": cpu_description(), "command": command,
     }
     print(f"gpu check on {device} (JAX {jax.__version__}), model=unet_seed at {args.size} px, batch {args.batch}, "
           f"{result['precision']}, XLA")
@@ -96,11 +101,54 @@ def main() -> int:
     memory = result["peak_memory_gib"]
     print(f"  peak device memory: {memory:.2f} GiB" if memory is not None else
           "  peak device memory: not reported by this device")
+    if compute_img_s:
+        print(f"  compute only (forward+backward on a batch already on the device): {compute_img_s:.1f} img/s; "
+              f"fit reaches {img_s / compute_img_s:.0%} of it")
     print(f"  wall time of the training command: {wall:.0f} s")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "gpu_check.json").write_text(json.dumps(result, indent=1))
     return 0
+
+
+def compute_only_rate(model_cfg, args, precision: str) -> float:
+    """Images per second of the model's forward and backward pass alone, on one batch resident on the device: the
+    ceiling that `fit` would reach with a free input pipeline and no optimizer step (median of the timed steps)."""
+    import jax
+    import keras
+    import numpy as np
+
+    from skinexp.models.unet import build_unet
+
+    keras.mixed_precision.set_global_policy(precision)
+    model = build_unet(model_cfg, args.size)
+    rng = np.random.default_rng(0)
+    images = jax.device_put(rng.uniform(0, 255, (args.batch, args.size, args.size, 3)).astype(np.float32))
+    masks = jax.device_put((rng.uniform(size=(args.batch, args.size, args.size, 1)) > 0.7).astype(np.float32))
+    trainable = [v.value for v in model.trainable_variables]
+    frozen = [v.value for v in model.non_trainable_variables]
+
+    def loss(trainable, frozen, images, masks):
+        predictions, frozen = model.stateless_call(trainable, frozen, images, training=True)
+        return keras.ops.mean(keras.losses.binary_crossentropy(masks, predictions)), frozen
+
+    step = jax.jit(jax.value_and_grad(loss, has_aux=True))
+    jax.block_until_ready(step(trainable, frozen, images, masks))  # compiles
+    seconds = []
+    for _ in range(args.compute_steps):
+        started = time.perf_counter()
+        jax.block_until_ready(step(trainable, frozen, images, masks))
+        seconds.append(time.perf_counter() - started)
+    return args.batch / statistics.median(seconds)
+
+
+def cpu_description() -> dict:
+    """The host processor's model name and the vector flags that decide its bf16 speed."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    return {"model": model, "cores": os.cpu_count(),
+            "flags": sorted(set(flags) & {"avx2", "avx512f", "avx512_bf16", "amx_bf16"})}
 
 
 if __name__ == "__main__":
