@@ -33,7 +33,9 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0
     command, args = argv[0], argv[1:]
-    from skinexp import errors
+    from skinexp import console, errors
+
+    console.quiet_tensorflow_start_up()
 
     try:
         from skinexp.cli import COMMANDS

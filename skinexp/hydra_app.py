@@ -35,7 +35,9 @@ def _task(job_name: str, started: list[bool]) -> Callable[[Any], Any]:
     import, which `--help`, `--cfg` and rejected configs should not pay."""
 
     def task(cfg):
-        from skinexp import jobs
+        from skinexp import console, jobs
+
+        console.quiet_tensorflow_start_up()  # again in a launcher's worker process, where main() did not run
 
         started.append(True)
         try:
@@ -57,10 +59,6 @@ def run_hydra(command: str, config_name: str, job_name: str, args: list[str],
     """
     import hydra
 
-    # TensorFlow's C++ start-up chatter (absl, oneDNN, CPU features), some of it at error level though harmless;
-    # set TF_CPP_MIN_LOG_LEVEL yourself to see it.
-    if not os.environ.get("TF_CPP_MIN_LOG_LEVEL"):
-        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     register()
     if not any(arg.startswith("-") for arg in args):
         check(compose(config_name, args))

@@ -85,15 +85,9 @@ def error_line(result) -> str:
     """The one `skinexp: error:` line of a refused command (exit 2, no traceback); fails otherwise."""
     assert result.returncode == 2, (result.stdout[-2000:], result.stderr[-3000:])
     assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip() and not _is_tensorflow_chatter(line)]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("skinexp: error:"), result.stderr[-3000:]
     return lines[0]
-
-
-def _is_tensorflow_chatter(line: str) -> bool:
-    import re
-
-    return bool(re.match(r"(WARNING: All log messages before absl|[IWE]\d{4} |To enable the following)", line))
 
 
 @pytest.fixture

@@ -3,10 +3,13 @@ from `train.verbose=auto`, and what an interrupt says."""
 from __future__ import annotations
 
 import io
+import os
+import subprocess
 import sys
 
 import pytest
 
+from conftest import REPO
 from skinexp import console
 from skinexp.errors import Terminated, interrupt_message
 
@@ -45,6 +48,53 @@ def test_the_console_is_copied_into_the_log_file(tmp_path, capsys):
     assert log.read_text() == "Epoch 1/2\nskinexp: warning: something\n"
     captured = capsys.readouterr()
     assert captured.out == "Epoch 1/2\nafter\n" and captured.err == "skinexp: warning: something\n"
+
+
+def test_a_stream_bound_during_one_job_still_works_in_the_next_and_writes_to_its_log_only(tmp_path, capsys):
+    """What a library imported inside a job does (a logging handler binding sys.stderr): the next job must not
+    meet the first job's closed log, and neither log may hold the other job's lines."""
+    import logging
+
+    first, second = tmp_path / "0" / "train.log", tmp_path / "1" / "train.log"
+    with console.copied_to(first):
+        handler = logging.StreamHandler()  # binds the sys.stderr of this moment
+        handler.stream.write("job 0\n")
+    with console.copied_to(second):
+        handler.stream.write("job 1\n")
+    handler.stream.write("between jobs\n")
+    assert first.read_text() == "job 0\n" and second.read_text() == "job 1\n"
+    assert capsys.readouterr().err == "job 0\njob 1\nbetween jobs\n"
+
+
+HOLD_SCRIPT = """
+import os
+from skinexp.console import held_stderr_descriptor
+with held_stderr_descriptor():
+    os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\\n")
+    os.write(2, b"I0000 00:00:1796410384.931765    3516 port.cc:153] oneDNN custom operations are on.\\n")
+    os.write(2, b"E0000 00:00:1796410384.931765    3516 cuda_dnn.cc:8] plugin registered twice\\n")
+    os.write(2, b"a real error from the library\\n")
+    os.write(1, b"stdout is not held\\n")
+"""
+
+
+def test_the_held_descriptor_drops_start_up_chatter_and_passes_the_rest_on():
+    result = subprocess.run([sys.executable, "-c", HOLD_SCRIPT], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "a real error from the library\n" and result.stdout == "stdout is not held\n"
+
+
+@pytest.mark.parametrize("level, held", [(None, True), ("", True), ("3", True), ("1", True), ("0", False)])
+def test_tensorflow_start_up_is_held_unless_the_user_asks_for_level_0(level, held, monkeypatch):
+    monkeypatch.setattr(sys, "meta_path", [f for f in sys.meta_path if not isinstance(f, console._QuietTensorFlowImport)])
+    monkeypatch.setattr(sys, "modules", {k: v for k, v in sys.modules.items() if k != "tensorflow"})
+    if level is None:
+        monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    else:
+        monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", level)
+    console.quiet_tensorflow_start_up()
+    assert any(isinstance(f, console._QuietTensorFlowImport) for f in sys.meta_path) is held
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == (level or "3")  # unset and empty become 3
 
 
 @pytest.mark.parametrize("verbose, terminal, keras", [("auto", True, 1), ("auto", False, 2), ("0", True, 0),
