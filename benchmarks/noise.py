@@ -1,7 +1,9 @@
 """How much noise there is: one config trained with 3 seeds on one split, and over 5 folds, on the real images.
 
-Prints the sd of the runs' best val IoU across seeds and across folds, and the smallest difference in mean
-per-image IoU that the paired Wilcoxon test resolves at p < 0.05 with the validation images of one split
+Prints the sd of the runs' mean per-image IoU at threshold 0.5 (`val_image_iou`, the quantity `compare` ranks)
+across seeds and across folds, the minimum detectable difference `compare` reports (`mdd`, 80 % power) for one
+split and for the out-of-fold pool, and the smallest difference in mean per-image IoU that the paired Wilcoxon
+test resolves at p < 0.05 with the validation images of one split
 against the out-of-fold images of 5 folds. That difference is measured, not assumed: the seed-to-seed
 per-image differences of two runs on the same split, centred on their median (no true difference), are the
 noise; a shift d is added to them and d grows until the test gives p < 0.05, on the split's own images and on
@@ -31,17 +33,17 @@ def sweep(workdir: Path, uri: str, root: str, args: list[str], size: int, epochs
     command = [sys.executable, "-m", "skinexp", "train", "-m", "dataset=isic_real", f"dataset.image_size={size}",
                "dataset.test_split=0.15", "dataset.val_split=0.15", "model.filters=8", "model.batchnorm=true",
                "optim=adamw", "optim.lr=3e-3", "loss=bce_dice", f"train.epochs={epochs}", "train.verbose=0",
-               "train.checkpoint_monitor=val_iou", "tracking.log_model=false", f"tracking.uri={uri}", *args]
+               "tracking.log_model=false", f"tracking.uri={uri}", *args]
     subprocess.run(command, cwd=workdir, env=env, check=True)
 
 
 def smallest_resolved_shift(differences: np.ndarray) -> float:
     """The smallest d (steps of 0.001) for which the Wilcoxon test on differences + d gives p < 0.05."""
-    from skinexp.stats import paired_p_value
+    from skinexp.comparison.statistics import wilcoxon_p_value
 
     for step in range(1, 1001):
         shift = step / 1000
-        if paired_p_value(differences + shift, np.zeros_like(differences)) < 0.05:
+        if wilcoxon_p_value(differences + shift) < 0.05:
             return shift
     return float("nan")
 
@@ -54,9 +56,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "noise.json")
     args = parser.parse_args()
 
+    import datetime
+
     from skinexp import tracking
-    from skinexp.comparison import parse_per_image, run_score
-    from skinexp.stats import mean_interval
+    from skinexp.comparison.statistics import minimum_detectable_difference
+    from skinexp.comparison.table import parse_per_image
+    from skinexp.runtime import cpu_flags
 
     with tempfile.TemporaryDirectory(prefix="skinexp-noise-") as scratch:
         workdir = Path(scratch)
@@ -66,10 +71,11 @@ def main() -> None:
         tracking.open_store_uri(uri, workdir, "uri")
         _, seeds = tracking.sweep_runs("skinexp", ["seeds"])
         _, folds = tracking.sweep_runs("skinexp", ["folds"])
-        per_image = {run.info.run_id: parse_per_image(tracking.artifact_bytes(run.info.run_id, "val_per_image.csv"))
+        per_image = {run.info.run_id: parse_per_image(tracking.artifact_bytes(run.info.run_id, "val_per_image.csv"),
+                                                      "iou")
                      for run in seeds + folds}
-    seed_scores = [run_score(run, "val_iou") for run in seeds]
-    fold_scores = [run_score(run, "val_iou") for run in folds]
+    seed_scores = [run.data.metrics["val_image_iou"] for run in seeds]
+    fold_scores = [run.data.metrics["val_image_iou"] for run in folds]
     first, second = (per_image[run.info.run_id] for run in seeds[:2])
     common = sorted(set(first) & set(second))
     raw = np.array([first[i] - second[i] for i in common])
@@ -77,10 +83,17 @@ def main() -> None:
     pool = sum(len(per_image[run.info.run_id]) for run in folds)
     rng = np.random.default_rng(0)
     pooled_shifts = [smallest_resolved_shift(rng.choice(differences, size=pool, replace=True)) for _ in range(50)]
+    pooled_mdd = [minimum_detectable_difference(rng.choice(differences, size=pool, replace=True)) for _ in range(50)]
     result = {
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "date": datetime.date.today().isoformat(),
+        "machine": {"cpu": _cpu_model(), "cores": os.cpu_count(),
+                    "flags": sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_bf16"})},
         "images": {"single_split_val": len(common), "out_of_fold": pool},
-        "best_val_iou": {"seeds": seed_scores, "folds": fold_scores},
-        "sd_across_seeds": mean_interval(seed_scores)[1], "sd_across_folds": mean_interval(fold_scores)[1],
+        "val_image_iou": {"seeds": seed_scores, "folds": fold_scores},
+        "sd_across_seeds": float(np.std(seed_scores, ddof=1)), "sd_across_folds": float(np.std(fold_scores, ddof=1)),
+        "mdd": {"single_split": minimum_detectable_difference(differences),
+                "five_fold_median": float(np.median(pooled_mdd))},
         "per_image_seed_difference_sd": float(differences.std(ddof=1)),
         "per_image_seed_difference_median": float(np.median(raw)),
         "per_image_seed_differences": [round(float(value), 6) for value in raw],
@@ -92,6 +105,13 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
+
+
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return ""
 
 
 if __name__ == "__main__":

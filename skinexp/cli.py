@@ -52,7 +52,7 @@ def data_command(args: list[str]) -> int:
 
 
 def compare_command(args: list[str]) -> int:
-    from skinexp.compare import compare_command as run
+    from skinexp.comparison.command import compare_command as run
 
     return run(args)
 

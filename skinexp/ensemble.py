@@ -1,8 +1,9 @@
 """Fold ensembles: the fold models of one config of a cross-validation sweep, their probabilities averaged, and
 the threshold that maximises IoU on their pooled out-of-fold predictions (nnU-Net's recipe).
 
-A sweep's parent run stands for its configs (`skinexp.grouping`); `group=` picks one by name
-(`model.filters=6`), else the one with the highest mean `best_val_iou`. Each FINISHED training run of that group
+A sweep's parent run stands for its configs (`skinexp.comparison.grouping`); `group=` picks one by name
+(`model.filters=6`), else the one with the highest mean `val_image_iou`
+(the mean per-image IoU at 0.5 that `compare` ranks). Each FINISHED training run of that group
 brings its best checkpoint; every fold 0..K-1 needs at least one (several, with repeated seeds, are all averaged).
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 
 from skinexp import tracking
 from skinexp.errors import ConfigError
-from skinexp.grouping import differing_keys, group_name, group_runs
+from skinexp.comparison.grouping import differing_keys, group_name, group_runs
 
 OUT_OF_FOLD_BATCH = 8  # images per batch when the fold models predict their own validation folds
 
@@ -85,8 +86,8 @@ def _fold(run) -> int:
     return 0 if value in ("None", "") else int(value)
 
 
-def _mean_best_val_iou(runs: list) -> float:
-    values = [run.data.metrics.get("best_val_iou", math.nan) for run in runs]
+def _mean_image_iou(runs: list) -> float:
+    values = [run.data.metrics.get("val_image_iou", math.nan) for run in runs]
     values = [value for value in values if not math.isnan(value)]
     return float(np.mean(values)) if values else -math.inf
 
@@ -109,7 +110,7 @@ def select_fold_runs(parent_run_id: str, runs: list, group: Optional[str]) -> tu
     shown = differing_keys(list(groups))
     named = {group_name(key, shown): members for key, members in groups.items()}
     if group is None:
-        group = max(named, key=lambda name: _mean_best_val_iou(named[name]))
+        group = max(named, key=lambda name: _mean_image_iou(named[name]))
     elif group not in named:
         raise ConfigError(f"group must name one of the sweep's configs: {', '.join(named)}. Received: group={group}")
     finished = sorted(named[group], key=_fold)

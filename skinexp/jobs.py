@@ -78,9 +78,10 @@ def _train(cfg, hydra_cfg, overrides, run_name, base_dir, output_dir, multirun, 
     remote = result.tracking_uri.startswith(("http://", "https://"))
     url = run_page_url(result.tracking_uri if remote else f"http://{UI_HOST}:{UI_PORT}", result.experiment_id,
                        result.run_id)
-    print(f"skinexp: run {result.run_id} ({run_name}) finished: best val_iou {result.best_val_iou:.4f} at epoch "
-          f"{result.best_epoch}, threshold {result.best_threshold:.2f}. See it: `make ui`, then {url}")
-    return result.best_val_iou
+    print(f"skinexp: run {result.run_id} ({run_name}) finished: mean per-image IoU {result.val_image_iou:.4f} at "
+          f"threshold 0.5 (kept epoch {result.best_epoch}, val_iou {result.best_val_iou:.4f}; tuned threshold "
+          f"{result.best_threshold:.2f}). See it: `make ui`, then {url}")
+    return result.val_image_iou
 
 
 def _inference_job(cfg, work, report) -> None:

@@ -5,9 +5,19 @@ The full overrides stay in the run's `hydra_overrides` tag and its params.
 from __future__ import annotations
 
 MAX_LENGTH = 50
-# Bookkeeping, not what a run learns: where things are logged or kept, how verbosely, which run to continue.
-_HIDDEN_PREFIXES = ("hydra", "tracking.", "hparams_search", "resume", "rerun_of", "train.verbose",
-                    "train.sample_", "dataset.cache", "dataset.root", "dataset=")
+# The one list of keys that are not a config, shared by run names, comparison groups and leaderboards.
+# Bookkeeping: where things are logged or kept, how verbosely, which run to continue.
+BOOKKEEPING_PREFIXES = ("hydra", "tracking.", "hparams_search", "resume", "rerun_of", "train.verbose",
+                        "train.sample_", "dataset.cache", "dataset.root", "dataset=")
+# Repeats of one config: named in a run's name, pooled within a comparison group.
+REPEAT_KEYS = ("train.seed", "dataset.fold")
+# How a run executed, not what it learned: groups that differ only here get a warning.
+EXECUTION_KEYS = ("train.backend", "train.jit_compile", "train.steps_per_execution", "train.pin_gpu",
+                  "train.strategy", "train.deterministic")
+
+
+def is_bookkeeping(key: str) -> bool:
+    return key.lstrip("+~").startswith(BOOKKEEPING_PREFIXES)
 
 
 def override_key(override: str) -> str:
@@ -35,7 +45,7 @@ def run_name_from(overrides: list[str]) -> str:
     parts = []
     for override in overrides:
         key, _, value = override.lstrip("+~").partition("=")
-        if override.lstrip("+~").startswith(_HIDDEN_PREFIXES):
+        if is_bookkeeping(override):
             continue
         parts.append(f"{key.split('.')[-1].split('/')[-1]}={_value(value)}")
     name = ""

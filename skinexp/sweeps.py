@@ -47,8 +47,8 @@ class SweepTracker(Callback):
 
     def on_multirun_end(self, config, **kwargs: Any) -> None:
         from skinexp import tracking
-        from skinexp.compare import compare_sweep
-        from skinexp.leaderboard import leaderboard, to_csv, to_markdown
+        from skinexp.comparison.command import compare_sweep
+        from skinexp.comparison.leaderboard import leaderboard, to_csv, to_markdown
 
         if self.parent_run_id is None:
             return
@@ -61,6 +61,7 @@ class SweepTracker(Callback):
         if best is not None:
             tags = {"best_child_run_id": best["run_id"], "best_child_run_name": best["run_name"]}
             metrics.update({f"best_{key}": value for key, value in best["metrics"].items()})
+            metrics["best_val_image_iou"] = best["score"]  # what the leaderboard ranked
         tracking.finish_parent_run(self.parent_run_id, metrics, tags, {
             "leaderboard.csv": to_csv(table), "leaderboard.md": to_markdown(table)})
         try:  # the report must not fail a sweep that trained

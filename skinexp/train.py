@@ -21,6 +21,9 @@ from skinexp.resume import ResumeState
 from skinexp.scores import best_threshold
 
 VAL_COLUMNS = ("id", "iou", "dice", "precision", "sensitivity", "specificity", "hd95")
+# The threshold every run's per-image table and `val_image_*` metrics are declared at: one rule for every run
+# (a threshold tuned on the images it is scored on flatters each run by a different amount).
+DECLARED_THRESHOLD = 0.5
 
 
 @dataclass
@@ -28,10 +31,11 @@ class TrainResult:
     run_id: str
     experiment_id: str
     tracking_uri: str
-    best_val_iou: float
-    best_epoch: int
+    best_val_iou: float  # val_iou of the kept checkpoint's epoch
+    best_epoch: int  # the kept checkpoint's epoch (train.checkpoint_monitor's best)
     best_threshold: float
     checkpoint: Path
+    val_image_iou: float  # the kept checkpoint's mean per-image IoU at DECLARED_THRESHOLD: what compare ranks
 
 
 def _steps(count: int, batch_size: int, cap: Optional[int]) -> int:
@@ -154,15 +158,17 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
                 raise
 
             history = epoch_logger.history
-            val_iou = history.get("val_iou", [float("nan")])
-            best_epoch = int(np.nanargmax(val_iou)) + 1 if not np.all(np.isnan(val_iou)) else 0
+            best_epoch = kept_epoch(history.get(str(train_cfg.checkpoint_monitor), []), checkpoint.best)
+            val_iou = history.get("val_iou", [])
+            best_val_iou = float(val_iou[best_epoch - 1]) if best_epoch else float("nan")
             best_model = keras.models.load_model(best_path, compile=False)
             probabilities = predict_probabilities(best_model, splits.val.images, train_cfg.batch_size)
             threshold, threshold_iou = best_threshold(probabilities, splits.val.masks)
-            tracking.log_metrics({"best_val_iou": float(np.nanmax(val_iou)), "best_epoch": best_epoch,
-                                  "best_threshold": threshold, "val_iou_at_best_threshold": threshold_iou},
-                                 step=len(val_iou))
-            _log_validation_images(splits.val, probabilities, threshold)
+            image_means = _log_validation_images(splits.val, probabilities, threshold)
+            tracking.log_metrics({"best_val_iou": best_val_iou, "best_epoch": best_epoch,
+                                  "best_threshold": threshold, "val_iou_at_best_threshold": threshold_iou,
+                                  **{f"val_image_{name}": value for name, value in image_means.items()}},
+                                 step=len(history.get("loss", [])))
             curves = curves_figure(history)
             tracking.log_figure(curves, "curves.png")
             close(curves)
@@ -173,24 +179,41 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
                 tracking.log_segmenter(best_path, threshold)
 
     return TrainResult(run_id=run_id, experiment_id=experiment_id, tracking_uri=tracking_uri,
-                       best_val_iou=float(np.nanmax(val_iou)), best_epoch=best_epoch,
-                       best_threshold=threshold, checkpoint=best_path)
+                       best_val_iou=best_val_iou, best_epoch=best_epoch, best_threshold=threshold,
+                       checkpoint=best_path, val_image_iou=image_means["iou"])
 
 
-def _log_validation_images(val, probabilities: np.ndarray, threshold: float) -> None:
-    """`val_per_image.csv` (the scores of each validation image at the best checkpoint and threshold, as evaluate
-    defines them) and `data/val_masks.npz` (those masks, bit-packed, for comparisons across runs)."""
+def kept_epoch(monitored: list[float], best: Optional[float]) -> int:
+    """The 1-based epoch whose checkpoint ModelCheckpoint kept: the first epoch that reached its `best` value of
+    the monitored metric; 0 when no epoch did (nothing was kept)."""
+    if best is None:
+        return 0
+    matches = [epoch for epoch, value in enumerate(monitored, 1) if value == best]
+    return matches[0] if matches else 0
+
+
+def _log_validation_images(val, probabilities: np.ndarray, tuned: float) -> dict[str, float]:
+    """The kept checkpoint's validation images, scored as evaluate scores them: `val_per_image.csv` and
+    `data/val_masks.npz` at DECLARED_THRESHOLD, `val_per_image_tuned.csv` and `data/val_masks_tuned.npz` at the
+    run's tuned threshold (masks bit-packed, for the images of comparisons). Returns the mean of each score at
+    DECLARED_THRESHOLD."""
     import io
 
     from skinexp.postprocess import to_masks
     from skinexp.scores import image_scores, per_image_table
 
-    masks = to_masks(probabilities, threshold, keep_largest=False)
-    per_image = [image_scores(truth, predicted) for truth, predicted in zip(val.masks, masks)]
-    tracking.log_text(per_image_table(val.ids, per_image, VAL_COLUMNS), "val_per_image.csv")
-    packed = io.BytesIO()
-    np.savez_compressed(packed, ids=np.array(val.ids), shape=np.array(masks.shape), masks=np.packbits(masks))
-    tracking.log_bytes(packed.getvalue(), "data/val_masks.npz")
+    means = {}
+    for threshold, suffix in ((DECLARED_THRESHOLD, ""), (tuned, "_tuned")):
+        masks = to_masks(probabilities, threshold, keep_largest=False)
+        per_image = [image_scores(truth, predicted) for truth, predicted in zip(val.masks, masks)]
+        tracking.log_text(per_image_table(val.ids, per_image, VAL_COLUMNS), f"val_per_image{suffix}.csv")
+        packed = io.BytesIO()
+        np.savez_compressed(packed, ids=np.array(val.ids), shape=np.array(masks.shape), masks=np.packbits(masks),
+                            threshold=np.array(threshold))
+        tracking.log_bytes(packed.getvalue(), f"data/val_masks{suffix}.npz")
+        if not suffix:
+            means = {name: float(np.mean([scores[name] for scores in per_image])) for name in VAL_COLUMNS[1:]}
+    return means
 
 
 def _build_compiled(cfg, steps_per_epoch: int):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 
+import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -46,8 +47,12 @@ def test_compare_pools_the_folds_and_the_report_renders(cv_sweep, tmp_path):
     result = run_main("compare", f"uri={cv_sweep['uri']}", f"report={tmp_path}", cwd=cv_sweep["workdir"])
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader(open(tmp_path / "comparison.csv")))
-    assert [row["n"] for row in rows] == ["3", "3"] and rows[0]["verdict"] == "best"
-    assert rows[1]["verdict"] in ("worse", "within noise") and rows[1]["p_value"]
+    assert [row["runs"] for row in rows] == ["3", "3"] and [row["images"] for row in rows] == ["24", "24"]
+    assert rows[0]["verdict"] == "reference" and float(rows[0]["mean"]) >= float(rows[1]["mean"])
+    sign = np.sign(float(rows[1]["diff"]))  # the verdict follows the paired difference's interval and test
+    expected = ("worse" if sign < 0 else "better") if float(rows[1]["p_value"]) < 0.05 and (
+        float(rows[1]["diff_ci95_high"]) < 0 or float(rows[1]["diff_ci95_low"]) > 0) else "no detectable difference"
+    assert rows[1]["verdict"] == expected
     try:
         chromium = find_chromium()
     except BrowserUnavailable as error:

@@ -1,8 +1,11 @@
 """Sweeps: parent runs with nested children, contained failures, the leaderboard, launchers and Optuna."""
 from __future__ import annotations
 
+import csv
+
 from pathlib import Path
 
+import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -45,8 +48,9 @@ def test_parent_run_with_named_children_and_a_contained_failure(sweep):
     failed = by_name["filters=0"]
     assert failed.info.status == "FAILED" and "model.filters=0" in failed.data.tags["failure_reason"]
     assert parent.data.metrics["jobs_finished"] == 2 and parent.data.metrics["jobs_failed"] == 1
-    best = max((by_name["filters=4"], by_name["filters=6"]), key=lambda run: run.data.metrics["best_val_iou"])
+    best = max((by_name["filters=4"], by_name["filters=6"]), key=lambda run: run.data.metrics["val_image_iou"])
     assert parent.data.tags["best_child_run_id"] == best.info.run_id
+    assert parent.data.metrics["best_val_image_iou"] == pytest.approx(best.data.metrics["val_image_iou"])
     assert parent.data.metrics["best_best_val_iou"] == pytest.approx(best.data.metrics["best_val_iou"])
     assert {c.data.params["model.filters"] for c in children if c.info.status == "FINISHED"} == {"4", "6"}
 
@@ -58,7 +62,7 @@ def test_leaderboard_artifacts_sorted_with_differing_params(sweep):
     local = client.download_artifacts(parent.info.run_id, "leaderboard.csv", str(sweep["workdir"]))
     lines = open(local).read().splitlines()
     header = lines[0].split(",")
-    assert header[:4] == ["rank", "run_name", "status", "score"] and "model.filters" in header
+    assert header[:4] == ["rank", "run_name", "status", "mean_per_image"] and "model.filters" in header
     assert "optim.lr" not in header  # the same in every job
     rows = [line.split(",") for line in lines[1:]]
     scores = [float(row[3]) for row in rows[:2]]
@@ -71,7 +75,7 @@ def test_compare_prints_the_latest_sweep(sweep, main):
     assert result.returncode == 0, result.stderr
     assert "3 jobs, 2 finished, 1 failed" in result.stdout
     client, _, children = _sweep_runs(sweep["uri"])
-    best = max((c for c in children if c.info.status == "FINISHED"), key=lambda run: run.data.metrics["best_val_iou"])
+    best = max((c for c in children if c.info.status == "FINISHED"), key=lambda run: run.data.metrics["val_image_iou"])
     table = [line for line in result.stdout.splitlines() if line.startswith("| 1 ")]
     assert best.info.run_name in table[0]
     missing = main("compare", "sweep=nope", f"uri={sweep['uri']}", cwd=sweep["workdir"])
@@ -116,9 +120,9 @@ def test_optuna_runs_3_trials_maximising_val_iou(cli, tmp_path):
     assert len({c.data.params["optim.lr"] for c in children}) == 3
 
 
-def test_compare_refuses_a_metric_no_run_logged_and_lists_those_they_did(sweep, main):
+def test_compare_refuses_a_metric_that_is_not_a_per_image_score_and_lists_those_that_are(sweep, main):
     line = error_line(main("compare", "metric=val_dic", f"uri={sweep['uri']}", cwd=sweep["workdir"]))
-    assert line.endswith("Received: metric=val_dic") and "val_dice" in line and "val_iou" in line
+    assert line.endswith("Received: metric=val_dic") and "dice" in line and "hd95" in line
 
 
 def test_a_sweep_ends_with_its_comparison_report_on_the_parent(sweep):
@@ -132,13 +136,26 @@ def test_compare_groups_tests_and_writes_the_report(sweep, main, tmp_path):
     result = main("compare", f"uri={sweep['uri']}", f"report={tmp_path / 'report'}", cwd=sweep["workdir"])
     assert result.returncode == 0, result.stderr
     assert "2 groups of 2 FINISHED runs" in result.stdout  # the refused job is not a group
-    header, first, second = (tmp_path / "report" / "comparison.csv").read_text().splitlines()
-    assert header == "rank,group,n,mean,sd,ci95_low,ci95_high,p_value,verdict,model.filters"
-    assert first.split(",")[8] == "best" and second.split(",")[8] in ("worse", "within noise")
-    assert 0 < float(second.split(",")[7]) <= 1  # the same validation images: a paired test was run
+    rows = list(csv.DictReader((tmp_path / "report" / "comparison.csv").open()))
+    assert list(rows[0]) == ["rank", "group", "runs", "images", "mean", "ci95_low", "ci95_high", "diff",
+                             "diff_ci95_low", "diff_ci95_high", "p_value", "mdd", "verdict", "model.filters"]
+    client, _, children = _sweep_runs(sweep["uri"])
+    by_filters = {c.data.params["model.filters"]: c for c in children if c.info.status == "FINISHED"}
+    for row in rows:  # a group of one run: its mean is that run's val_image_iou, the number the leaderboard ranks
+        run = by_filters[row["model.filters"]]
+        assert float(row["mean"]) == pytest.approx(run.data.metrics["val_image_iou"], abs=1e-6)
+    reference, other = rows
+    assert reference["verdict"] == "reference" and float(reference["mean"]) >= float(other["mean"])
+    tables = {row["model.filters"]: {
+        line["id"]: float(line["iou"]) for line in csv.DictReader(open(client.download_artifacts(
+            by_filters[row["model.filters"]].info.run_id, "val_per_image.csv", str(tmp_path))))} for row in rows}
+    ids = sorted(tables[reference["model.filters"]])
+    expected = np.mean([tables[other["model.filters"]][i] - tables[reference["model.filters"]][i] for i in ids])
+    assert float(other["diff"]) == pytest.approx(expected, abs=1e-6)
     page = (tmp_path / "report" / "report.html").read_text()
-    assert page.count("data:image/png;base64,") >= 2 + 3 * 2  # curves, boxes, and image | truth | 2 groups rows
-    assert "Where the groups disagree most" in page and "model.filters=4" in page
+    assert page.count("data:image/png;base64,") >= 2 + 3 * 2  # boxes, curves, and image | truth | 2 groups rows
+    assert page.index('id="comparison"') < page.index("data:image/png")  # the table first
+    assert "Where the groups differ most from" in page and "model.filters=4" in page
 
 
 def test_compare_an_experiment_logs_a_comparison_run(sweep, main, tmp_path):

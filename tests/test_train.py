@@ -84,7 +84,7 @@ def test_artifacts_images_checkpoint_and_logged_model(trained):
 
 def test_summary_line_points_at_the_ui(trained):
     out = trained["result"].stdout
-    assert trained["run"].info.run_id in out and "best val_iou" in out
+    assert trained["run"].info.run_id in out and "mean per-image IoU" in out
     assert f"#/experiments/{trained['experiment'].experiment_id}/runs/{trained['run'].info.run_id}" in out
 
 

@@ -174,7 +174,7 @@ class TrainSection:
     steps_per_execution: int = 1
     strategy: Strategy = Strategy.default
     early_stopping: int = 0  # patience in epochs on val_iou; 0 disables
-    checkpoint_monitor: Monitor = Monitor.val_loss  # metric that picks the best checkpoint
+    checkpoint_monitor: Monitor = Monitor.val_iou  # metric that picks the kept checkpoint
     deterministic: bool = False
     max_steps_per_epoch: Optional[int] = None  # cap batches per epoch (debug)
     pin_gpu: bool = False  # sweeps: job k sees only GPU k mod n

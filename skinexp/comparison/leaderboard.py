@@ -1,29 +1,38 @@
-"""Leaderboards: a sweep's jobs ranked by one metric, failed jobs last (the sweep's parent run logs it)."""
+"""Leaderboards: a sweep's jobs ranked by the comparison's quantity, each run's mean per-image score of its kept
+checkpoint at threshold 0.5 (the metric `val_image_<score>` a training run logs), failed jobs last (the sweep's
+parent run logs it)."""
 from __future__ import annotations
 
-import csv
-import io
 import math
 from typing import Any
 
-_IGNORED_PARAMS = ("tracking.run_name", "resume")
-SHOWN_METRICS = ("best_val_iou", "val_dice", "val_loss", "best_epoch")
+from skinexp.comparison.table import SCORES, score_name
+from skinexp.comparison.text import csv_text, markdown_text
+from skinexp.naming import is_bookkeeping
+
+SHOWN_METRICS = ("best_val_iou", "best_epoch", "best_threshold")
 
 
-def leaderboard(runs: list, metric: str = "val_iou") -> list[dict[str, Any]]:
-    """Rows sorted by the best value of `metric` (descending; losses ascending), failed runs last.
+def run_metric(score: str) -> str:
+    """The metric a training run logs for its mean per-image `score` at threshold 0.5."""
+    return f"val_image_{score}"
+
+
+def leaderboard(runs: list, metric: str = "iou") -> list[dict[str, Any]]:
+    """Rows sorted by each run's mean per-image `metric` (highest first; hd95 lowest first), failed runs last.
 
     Each row: run_id, run_name, status, score, params (only those that differ between runs), metrics,
     failure_reason.
     """
+    score_key = run_metric(score_name(metric))
     all_params = [run.data.params for run in runs]
-    keys = sorted({k for params in all_params for k in params} - set(_IGNORED_PARAMS))
+    keys = sorted(k for k in {k for params in all_params for k in params} if not is_bookkeeping(k))
     differing = [k for k in keys if len({params.get(k) for params in all_params}) > 1]
-    lower_is_better = metric.endswith("loss")
+    lower_is_better = not SCORES[score_name(metric)][2]
     rows = []
     for run in runs:
         metrics = run.data.metrics
-        score = metrics.get(f"best_{metric}", metrics.get(metric, math.nan))
+        score = metrics.get(score_key, math.nan)
         rows.append({
             "run_id": run.info.run_id, "run_name": run.info.run_name, "status": run.info.status, "score": score,
             "params": {k: run.data.params.get(k, "") for k in differing},
@@ -43,7 +52,8 @@ def leaderboard(runs: list, metric: str = "val_iou") -> list[dict[str, Any]]:
 def _columns(table: list[dict[str, Any]]) -> tuple[list[str], list[str], list[str]]:
     params = list(table[0]["params"]) if table else []
     metrics = [m for m in SHOWN_METRICS if any(m in row["metrics"] for row in table)]
-    return params, metrics, ["rank", "run_name", "status", "score", *params, *metrics, "run_id", "failure_reason"]
+    return params, metrics, ["rank", "run_name", "status", "mean_per_image", *params, *metrics, "run_id",
+                             "failure_reason"]
 
 
 def _cells(rank: int, row: dict[str, Any], params: list[str], metrics: list[str]) -> list[str]:
@@ -58,17 +68,9 @@ def _cells(rank: int, row: dict[str, Any], params: list[str], metrics: list[str]
 
 def to_csv(table: list[dict[str, Any]]) -> str:
     params, metrics, header = _columns(table)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(header)
-    for rank, row in enumerate(table, 1):
-        writer.writerow(_cells(rank, row, params, metrics))
-    return out.getvalue()
+    return csv_text(header, [_cells(rank, row, params, metrics) for rank, row in enumerate(table, 1)])
 
 
 def to_markdown(table: list[dict[str, Any]]) -> str:
     params, metrics, header = _columns(table)
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for rank, row in enumerate(table, 1):
-        lines.append("| " + " | ".join(c.replace("|", "/") for c in _cells(rank, row, params, metrics)) + " |")
-    return "\n".join(lines)
+    return markdown_text(header, [_cells(rank, row, params, metrics) for rank, row in enumerate(table, 1)])

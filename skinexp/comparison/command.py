@@ -1,5 +1,6 @@
-"""`python -m skinexp compare`: configs compared across sweeps or an experiment, as a table with confidence
-intervals and paired tests (`skinexp.comparison`), an HTML report (`skinexp.report`), logged to MLflow."""
+"""`python -m skinexp compare`: configs compared across sweeps or an experiment on one per-image score, as a table
+with intervals, paired differences and verdicts (`skinexp.comparison.table`), an HTML report
+(`skinexp.comparison.report`), logged to MLflow."""
 from __future__ import annotations
 
 import os
@@ -11,16 +12,18 @@ from typing import Optional
 
 import numpy as np
 
-from skinexp.comparison import Comparison, compare, parse_per_image, to_markdown
+from skinexp.comparison.leaderboard import leaderboard
+from skinexp.comparison.leaderboard import to_markdown as leaderboard_markdown
+from skinexp.comparison.table import (PER_IMAGE_FILES, Comparison, compare, parse_per_image, score_name,
+                                      threshold_name, to_markdown)
 from skinexp.config.schema import DEFAULT_TRACKING
 from skinexp.errors import ConfigError, PermissionRefused
-from skinexp.leaderboard import leaderboard
-from skinexp.leaderboard import to_markdown as leaderboard_markdown
 from skinexp.options import parse_options, usage, wants_help
 from skinexp.outputs import refuse_existing
 
-DEFAULTS = {"sweep": "", "experiment": "", "metric": "val_iou", "group_by": "", "report": "",
-            "uri": DEFAULT_TRACKING.uri}
+DEFAULTS = {"sweep": "", "experiment": "", "metric": "iou", "threshold": "0.5", "baseline": "", "group_by": "",
+            "report": "", "uri": DEFAULT_TRACKING.uri}
+MASK_FILES = {"0.5": "data/val_masks.npz", "tuned": "data/val_masks_tuned.npz"}
 
 
 def _masks(data: Optional[bytes]) -> dict[str, np.ndarray]:
@@ -56,7 +59,8 @@ def _pixels(run, size: int) -> Optional[dict[str, tuple]]:
 
 
 def report_inputs(comparison: Comparison):
-    """(val_iou histories by run, dataset pixels, each group's predicted masks by image) for the report."""
+    """(val_iou histories by run, dataset pixels, each group's predicted masks by image at the comparison's
+    threshold) for the report."""
     from skinexp import tracking
 
     histories, masks = {}, {}
@@ -64,7 +68,8 @@ def report_inputs(comparison: Comparison):
         masks[group.name] = {}
         for run in group.runs:
             histories[run.info.run_id] = tracking.metric_histories(run.info.run_id, ["val_iou"]).get("val_iou", [])
-            for image_id, mask in _masks(tracking.artifact_bytes(run.info.run_id, "data/val_masks.npz")).items():
+            mask_file = MASK_FILES[comparison.threshold]
+            for image_id, mask in _masks(tracking.artifact_bytes(run.info.run_id, mask_file)).items():
                 masks[group.name].setdefault(image_id, mask)
     first = comparison.groups[0].runs[0]
     size = next((next(iter(m.values())).shape[0] for m in masks.values() if m), 0)
@@ -73,13 +78,17 @@ def report_inputs(comparison: Comparison):
 
 
 def compare_runs(runs: list, metric: str, group_by: Optional[list[str]], directory: Path, title: str,
-                 overwrite: bool = False) -> tuple[Comparison, list[Path]]:
+                 overwrite: bool = False, threshold: str = "0.5",
+                 baseline: Optional[str] = None) -> tuple[Comparison, list[Path]]:
     """The comparison of `runs` and its files (report.html, comparison.csv, comparison.md) in `directory`."""
-    from skinexp import report, tracking
+    from skinexp import tracking
+    from skinexp.comparison import report
 
-    per_image = {run.info.run_id: parse_per_image(tracking.artifact_bytes(run.info.run_id, "val_per_image.csv"))
+    score, threshold = score_name(metric), threshold_name(threshold)
+    per_image = {run.info.run_id: parse_per_image(tracking.artifact_bytes(run.info.run_id, PER_IMAGE_FILES[threshold]),
+                                                  score)
                  for run in runs if run.info.status == "FINISHED"}
-    comparison = compare(runs, metric, group_by, per_image)
+    comparison = compare(runs, score, group_by, per_image, threshold, baseline)
     refuse_existing([directory / name for name in report.FILES], directory, overwrite, key="report")
     return comparison, report.write(directory, comparison, title, *report_inputs(comparison))
 
@@ -96,8 +105,9 @@ def default_report_dir(base_dir: Path) -> Path:
 
 
 def compare_command(args: list[str]) -> int:
-    """`python -m skinexp compare [sweep=ID|NAME[,...]] [experiment=NAME] [group_by=KEY,...] [metric=val_iou]
-    [report=DIR] [uri=...]`: the latest sweep when neither sweep= nor experiment= is given."""
+    """`python -m skinexp compare [sweep=ID|NAME[,...]] [experiment=NAME] [group_by=KEY,...] [metric=iou]
+    [threshold=0.5|tuned] [baseline=GROUP] [report=DIR] [uri=...]`: the latest sweep when neither sweep= nor
+    experiment= is given."""
     from skinexp import tracking
 
     if wants_help(args):
@@ -106,7 +116,8 @@ def compare_command(args: list[str]) -> int:
     options = parse_options("compare", args, DEFAULTS)
     tracking.open_store_uri(options["uri"], Path.cwd(), "uri")
     experiment = options["experiment"] or DEFAULT_TRACKING.experiment
-    metric, group_by = options["metric"], [k for k in options["group_by"].split(",") if k] or None
+    metric, group_by = score_name(options["metric"]), [k for k in options["group_by"].split(",") if k] or None
+    threshold = threshold_name(options["threshold"])
     if options["sweep"] or not options["experiment"]:
         sweeps = [s for s in options["sweep"].split(",") if s] or [None]
         parents, runs = tracking.sweep_runs(experiment, sweeps)
@@ -117,9 +128,11 @@ def compare_command(args: list[str]) -> int:
     if len(parents) == 1:
         _print_leaderboard(parents[0], runs, metric)
     directory = Path(options["report"]) if options["report"] else default_report_dir(Path.cwd())
-    comparison, files = compare_runs(runs, metric, group_by, directory, title)
+    comparison, files = compare_runs(runs, metric, group_by, directory, title, threshold=threshold,
+                                     baseline=options["baseline"] or None)
     print(f"{title}: {len(comparison.groups)} groups of {sum(len(g.runs) for g in comparison.groups)} FINISHED "
-          f"runs, ranked by {metric}\n\n{to_markdown(comparison)}")
+          f"runs, ranked by mean per-image {metric} at threshold {threshold}, against {comparison.reference}\n\n"
+          f"{to_markdown(comparison)}")
     try:
         where = _log_comparison(parents, runs, comparison, directory, title)
     except PermissionRefused as refusal:  # a READ-only user compares; the report stays on their disk
@@ -150,7 +163,8 @@ def _print_leaderboard(parent, runs: list, metric: str) -> None:
     table = leaderboard(runs, metric)
     finished = sum(row["status"] == "FINISHED" for row in table)
     print(f"sweep {parent.info.run_name} ({parent.info.run_id}, {parent.info.status}): {len(table)} jobs, "
-          f"{finished} finished, {len(table) - finished} failed; ranked by best {metric}\n")
+          f"{finished} finished, {len(table) - finished} failed; ranked by mean per-image {metric} at threshold "
+          f"0.5\n")
     print(leaderboard_markdown(table) + "\n")
 
 
@@ -164,7 +178,7 @@ def compare_sweep(parent_run_id: str, directory: Path) -> Optional[Path]:
         return None
     try:
         parent = tracking.get_run(parent_run_id)
-        _, files = compare_runs(runs, "val_iou", None, directory, parent.info.run_name if parent else parent_run_id)
+        _, files = compare_runs(runs, "iou", None, directory, parent.info.run_name if parent else parent_run_id)
     except ConfigError:
         return None
     try:

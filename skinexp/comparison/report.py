@@ -1,6 +1,7 @@
-"""The comparison as an HTML page for people who do not open the MLflow UI: the table, val IoU per epoch per
-group (mean line, band over runs), per-image IoU box plots, and the validation images where the groups disagree
-most, side by side. Pictures are embedded, so `report.html` opens from disk anywhere."""
+"""The comparison as an HTML page for people who do not open the MLflow UI: the table first, then the compared
+per-image score as box plots (the very values the table ranks and tests), val IoU per epoch per group (mean
+line, band over runs; a training-curve figure, not ranked), and the validation images where the groups differ
+most from the reference, side by side. Pictures are embedded, so `report.html` opens from disk anywhere."""
 from __future__ import annotations
 
 import base64
@@ -11,7 +12,7 @@ from typing import Optional
 
 import numpy as np
 
-from skinexp.comparison import COLUMNS, Comparison, rows, to_csv, to_markdown
+from skinexp.comparison.table import COLUMNS, Comparison, rows, to_csv, to_markdown
 from skinexp.plots import close, overlay
 
 FILES = ("report.html", "comparison.csv", "comparison.md")
@@ -32,7 +33,10 @@ def curves_figure(comparison: Comparison, histories: dict[str, list[float]]):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from matplotlib.ticker import MaxNLocator
+
     figure, axis = plt.subplots(figsize=(7, 3.6))
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     for group in comparison.groups:
         curves = [histories[run.info.run_id] for run in group.runs if histories.get(run.info.run_id)]
         if not curves:
@@ -45,12 +49,13 @@ def curves_figure(comparison: Comparison, histories: dict[str, list[float]]):
     axis.set_xlabel("epoch")
     axis.set_ylabel("val_iou")
     axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
+    if axis.get_legend_handles_labels()[0]:
+        axis.legend(fontsize=8)
     return figure
 
 
 def boxes_figure(comparison: Comparison):
-    """The per-image IoU of every group (pooled validation images) as box plots."""
+    """The compared per-image score of every group (pooled validation images) as box plots; the mean marked."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -60,17 +65,19 @@ def boxes_figure(comparison: Comparison):
     groups = [group for group in comparison.groups if group.per_image]
     axis.boxplot([list(group.per_image.values()) for group in groups], showmeans=True)
     axis.set_xticks(range(1, len(groups) + 1), [group.name for group in groups], rotation=20, fontsize=8)
-    axis.set_ylabel("per-image IoU")
+    axis.set_ylabel(f"per-image {comparison.metric} at threshold {comparison.threshold}")
     axis.grid(alpha=0.3, axis="y")
     return figure
 
 
 def disagreeing_images(comparison: Comparison, count: int = IMAGE_ROWS) -> list[str]:
-    """Image ids every group scored, the ones where the groups' IoU spread most first."""
+    """Image ids every group scored, ordered by the largest paired difference from the reference group on any
+    of them (the differences the table's `diff` averages), largest first."""
     scored = [group.per_image for group in comparison.groups if group.per_image]
     common = set.intersection(*(set(table) for table in scored)) if scored else set()
-    spread = {image_id: float(np.ptp([table[image_id] for table in scored])) for image_id in common}
-    return sorted(common, key=lambda image_id: (-spread[image_id], image_id))[:count]
+    reference = next(g.per_image for g in comparison.groups if g.name == comparison.reference)
+    gap = {image_id: max(abs(table[image_id] - reference[image_id]) for table in scored) for image_id in common}
+    return sorted(common, key=lambda image_id: (-gap[image_id], image_id))[:count]
 
 
 def _image_cell(picture: np.ndarray) -> str:
@@ -99,7 +106,7 @@ def images_table(comparison: Comparison, ids: list[str], pixels: Optional[dict[s
                 cells.append("<td>-</td>")
                 continue
             cells.append(_image_cell(overlay(image, truth, predicted)).replace(
-                "</td>", f"<br>IoU {iou:.3f}</td>" if iou is not None else "</td>"))
+                "</td>", f"<br>{comparison.metric} {iou:.3f}</td>" if iou is not None else "</td>"))
         lines.append("<tr>" + "".join(cells) + "</tr>")
     return "\n".join(lines + ["</table>"])
 
@@ -119,12 +126,13 @@ def write(directory: Path, comparison: Comparison, title: str, histories: dict[s
 td, th {{ border: 1px solid #ccc; padding: 4px 8px; text-align: right; }} .images td {{ text-align: center; }}
 .images img {{ width: 128px; image-rendering: pixelated; }}</style></head><body>
 <h1>{html.escape(title)}</h1>
-<h2>Groups ranked by {html.escape(comparison.metric)}</h2>
 <table id="comparison"><tr>{header}</tr>{body}</table>
+<p>Groups ranked by mean per-image {html.escape(comparison.metric)} at threshold
+{html.escape(comparison.threshold)}; differences against {html.escape(comparison.reference)}.</p>
 <ul>{notes}</ul>
-<h2>val_iou per epoch</h2><img class="plot" src="data:image/png;base64,{curves}">
-<h2>Per-image IoU</h2><img class="plot" src="data:image/png;base64,{boxes}">
-<h2>Where the groups disagree most</h2>
+<h2>Per-image {html.escape(comparison.metric)}</h2><img class="plot" src="data:image/png;base64,{boxes}">
+<h2>val_iou per epoch (training curves, not ranked)</h2><img class="plot" src="data:image/png;base64,{curves}">
+<h2>Where the groups differ most from {html.escape(comparison.reference)}</h2>
 {images_table(comparison, disagreeing_images(comparison), pixels, masks)}
 </body></html>
 """
