@@ -11,7 +11,7 @@ SERVER_STAMP := $(VENV)/.server-stamp
 JAX_STAMP := $(VENV)/.jax-stamp
 
 .PHONY: install install-gpu install-jax train test test-deps test-slow test-all ui sweep bench bench-quality bench-serve lint clean \
-	bench-backends bench-precision gpu-check-sim \
+	bench-backends bench-precision gpu-check-sim docs docs-check \
 	install-server server postgres slurm-up slurm-down bench-server
 
 # -qq: pip says nothing but errors (a machine's pip configuration may add warnings about its own mirrors).
@@ -126,6 +126,12 @@ bench-precision: $(STAMP)  ## float32 against mixed_bfloat16 on the real images,
 
 bench-serve: $(STAMP)  ## REST endpoint latency vs predict in-process, one 600x450 JPEG per request (about 3 minutes)
 	$(PY) benchmarks/serve.py
+
+docs:  ## render docs/benchmarks.md and the README's benchmark table from the benchmarks' JSON in docs/
+	python3 benchmarks/render_docs.py
+
+docs-check:  ## fail when a figure in the docs differs from its JSON
+	python3 benchmarks/render_docs.py --check
 
 lint: $(STAMP)
 	$(PY) -m pip install --quiet ruff

@@ -18,7 +18,7 @@ check=(--size 256 --images 2000 --epochs 6)
 recipe=()
 if [ -n "${REHEARSE:-}" ]; then
   check=(--size 32 --images 40 --epochs 2 --compute-steps 2)
-  recipe=(dataset.image_size=32 model.depth=2 model.filters=4 train.epochs=2 train.steps_per_execution=1)
+  recipe=(dataset.image_size=32 model.depth=2 model.filters=4 train.budget.minutes=0.3 train.steps_per_execution=1)
 fi
 elapsed() { echo "[$(( $(date +%s) - started )) s] $*"; }
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv
@@ -32,7 +32,7 @@ export PYTHONPATH="$PWD:$TARGET"
 STORE=/tmp/skinexp-gpu-mlflow/$started
 mkdir -p "$STORE"
 elapsed "isic_gpu on the real images"
-timeout 240 "$PYTHON" -m skinexp train +experiment=isic_gpu dataset.root=.gpu-data/isic-real train.backend=jax "${recipe[@]}" \
+timeout 330 "$PYTHON" -m skinexp train +experiment=isic_gpu dataset.root=.gpu-data/isic-real train.backend=jax "${recipe[@]}" \
   train.verbose=2 tracking.log_model=false "tracking.uri=sqlite:///$STORE/mlflow.db" hydra.run.dir=/tmp/isic_gpu_run/$started
 echo "train exit: $?"
 run_id=$("$PYTHON" - "$STORE" "$OUT" <<'PY'
@@ -51,7 +51,7 @@ elapsed "held-out evaluation of $run_id"
 "$PYTHON" -m skinexp evaluate "run=$run_id" split=test "tracking.uri=sqlite:///$STORE/mlflow.db" \
   hydra.run.dir=/tmp/isic_gpu_eval/$started && cp /tmp/isic_gpu_eval/$started/summary.json "$OUT/isic_gpu_eval.json"
 
-if [ $(( $(date +%s) - started )) -lt 360 ]; then
+if [ $(( $(date +%s) - started )) -lt 420 ]; then
   elapsed "gpu check, batch 128"
   benchmarks/gpu_check.sh "${check[@]}" --batch 128 --out "$OUT/b128" | grep -v '^Epoch\|step -'
 fi

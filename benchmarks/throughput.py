@@ -105,7 +105,7 @@ def measure(options: dict) -> dict:
         from skinexp.optim import build_optimizer
 
         steps = -(-len(images) // batch)
-        model.compile(optimizer=build_optimizer(cfg.optim, steps, epochs + 1), loss=build_loss(cfg.loss),
+        model.compile(optimizer=build_optimizer(cfg.optim, steps, steps * (epochs + 1)), loss=build_loss(cfg.loss),
                       metrics=training_metrics(), jit_compile=options["jit_compile"])
         dataset = make_dataset(split, batch, training=True, seed=0)
 

@@ -6,6 +6,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -17,11 +18,17 @@ from skinexp.resume import LAST_MODEL, write_state
 
 
 class EpochLogger(keras.callbacks.Callback):
-    """Logs every epoch's Keras metrics plus `images_per_sec` and `epoch_seconds`, with step = epoch (1-based)."""
+    """Logs every epoch's Keras metrics plus `images_per_sec`, `epoch_seconds`, and the run's cumulative
+    `training_seconds` (train steps only, validation excluded), `images_seen` and `training_gflop` (images seen x
+    training FLOPs per image), with step = epoch (1-based).
 
-    def __init__(self, train_images_per_epoch: int):
+    Args:
+        images_seen: finished epochs -> images seen by then (the last epoch of a budget may be partial).
+    """
+
+    def __init__(self, images_seen: Callable[[int], int], flops_per_image: int):
         super().__init__()
-        self.train_images_per_epoch = train_images_per_epoch
+        self.images_seen, self.flops_per_image = images_seen, flops_per_image
         self.history: dict[str, list[float]] = {}
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -37,12 +44,32 @@ class EpochLogger(keras.callbacks.Callback):
         train_seconds = (self._train_end or now) - self._epoch_start
         metrics = {key: float(value) for key, value in (logs or {}).items() if np.ndim(value) == 0}
         metrics.pop("learning_rate", None)
-        metrics["images_per_sec"] = self.train_images_per_epoch / max(train_seconds, 1e-9)
+        images = self.images_seen(epoch + 1)
+        metrics["images_per_sec"] = (images - self.images_seen(epoch)) / max(train_seconds, 1e-9)
         metrics["epoch_seconds"] = now - self._epoch_start
+        metrics["training_seconds"] = self.history.get("training_seconds", [0.0])[-1] + train_seconds
+        metrics["images_seen"] = float(images)
+        metrics["training_gflop"] = images * self.flops_per_image / 1e9
         metrics["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         for key, value in metrics.items():
             self.history.setdefault(key, []).append(value)
         tracking.log_metrics(metrics, step=epoch + 1)
+
+
+class StopAtStep(keras.callbacks.Callback):
+    """Ends training after the run's `total` optimizer steps: the last epoch stops part-way, after its validation
+    and epoch-end callbacks run as for any other epoch (Keras checks `stop_training` after every batch)."""
+
+    def __init__(self, total: int, steps_per_epoch: int, steps_per_execution: int = 1):
+        super().__init__()
+        self.total, self.steps_per_epoch, self.steps_per_execution = total, steps_per_epoch, steps_per_execution
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._remaining = self.total - epoch * self.steps_per_epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (batch + 1) * self.steps_per_execution >= self._remaining:
+            self.model.stop_training = True
 
 
 class SampleMasks(keras.callbacks.Callback):

@@ -19,7 +19,8 @@ from skinexp.naming import override_key
 SAFE_ON_RESUME = ("train.epochs", "train.verbose", "train.sample_every", "train.early_stopping", "train.backend",
                   "resume", "tracking.uri", "tracking.experiment", "tracking.artifact_root")
 LOGGED_METRICS = (*(f"{prefix}{name}" for prefix in ("", "val_") for name in ("loss", *TRAINING_METRICS)),
-                  "images_per_sec", "epoch_seconds", "learning_rate")
+                  "images_per_sec", "epoch_seconds", "learning_rate", "training_seconds", "images_seen",
+                  "training_gflop")
 STATE_FILE, LAST_MODEL = "state.json", "last.keras"
 
 
@@ -76,6 +77,20 @@ def _logged_config(run_id: str) -> dict:
         return tracking.run_config(run_id, Path(scratch))
 
 
+def _budget_kind(cfg):
+    from skinexp.training.budget import check_budget
+
+    return check_budget(cfg.train.budget)
+
+
+def _steps_of_budget(cfg, run) -> None:
+    """A minutes budget becomes the steps the run resolved (param `train.steps`): a rerun or a resume trains
+    those steps, on the same schedule, whatever the clock says now."""
+    if _budget_kind(cfg) == "minutes" and "train.steps" in run.data.params:
+        cfg.train.budget.minutes = None
+        cfg.train.budget.steps = int(run.data.params["train.steps"])
+
+
 def resume_setup(cfg, overrides: list[str], base_dir: Path):
     """(config, ResumeState, run name) to continue `cfg.resume` from its last finished epoch."""
     run_id = cfg.resume
@@ -93,7 +108,8 @@ def resume_setup(cfg, overrides: list[str], base_dir: Path):
         raise ConfigError(f"the run has no resumable state at {checkpoint_dir}. Received: resume={run_id}")
     resumed = _config_with(_logged_config(run_id), cfg, [k for k in _override_keys(overrides) if k != "resume"])
     resumed.resume = run_id
-    if state["epoch"] >= resumed.train.epochs:
+    _steps_of_budget(resumed, found)
+    if _budget_kind(resumed) is None and state["epoch"] >= resumed.train.epochs:
         raise ConfigError(f"the run already finished {state['epoch']} epochs; pass train.epochs above that. "
                           f"Received: train.epochs={resumed.train.epochs}")
     history = {k: v[:state["epoch"]] for k, v in tracking.metric_histories(run_id, list(LOGGED_METRICS)).items()}
@@ -113,4 +129,6 @@ def rerun_setup(cfg, overrides: list[str], base_dir: Path):
     rerun = _config_with(_logged_config(run_id), cfg, keys)
     rerun.rerun_of, rerun.resume = run_id, None
     rerun.tracking.run_name = None
+    if not any(key.startswith("train.budget") for key in keys):
+        _steps_of_budget(rerun, found)
     return rerun, f"{found.info.run_name} (rerun)", {"rerun_of": run_id}

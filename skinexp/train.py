@@ -18,7 +18,9 @@ from skinexp.data.sources import load_splits
 from skinexp.data.types import DataSplits
 from skinexp.plots import close, curves_figure
 from skinexp.resume import ResumeState
+from skinexp.models.flops import training_flops_per_image
 from skinexp.scores import best_threshold
+from skinexp.training.budget import Plan, images_after, plan, probe_step_seconds
 
 VAL_COLUMNS = ("id", "iou", "dice", "precision", "sensitivity", "specificity", "hd95")
 # The threshold every run's per-image table and `val_image_*` metrics are declared at: one rule for every run
@@ -74,7 +76,8 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
 
     import keras
 
-    from skinexp.callbacks import DeferInterrupts, DivergenceGuard, EpochLogger, EpochState, Interrupts, SampleMasks
+    from skinexp.callbacks import (DeferInterrupts, DivergenceGuard, EpochLogger, EpochState, Interrupts, SampleMasks,
+                                   StopAtStep)
     from skinexp.data.pipeline import make_dataset
     from skinexp.inference import predict_probabilities
 
@@ -93,17 +96,22 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
     checkpoint_dir = resume.checkpoint_dir if resume else output_dir / "checkpoints"
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     with runtime.strategy_scope(train_cfg.strategy):
+        training_plan = _plan(cfg, splits, steps_per_epoch)
         if resume:
             import skinexp.losses  # noqa: F401  registers the custom loss and metric for loading
             import skinexp.metrics  # noqa: F401
 
             model = keras.models.load_model(checkpoint_dir / "last.keras")  # weights and optimizer state
         else:
-            model = _build_compiled(cfg, steps_per_epoch)
+            model = _build_compiled(cfg, steps_per_epoch, training_plan.steps)
+    flops_per_image = training_flops_per_image(model)
 
     best_path = checkpoint_dir / "best.keras"
     sample_count = min(train_cfg.sample_count, len(splits.val))
-    epoch_logger = EpochLogger(train_images_per_epoch=min(len(splits.train), steps_per_epoch * train_cfg.batch_size))
+    epoch_logger = EpochLogger(
+        images_seen=lambda epochs: images_after(min(epochs * steps_per_epoch, training_plan.steps), len(splits.train),
+                                                train_cfg.batch_size, steps_per_epoch),
+        flops_per_image=flops_per_image)
     if resume:
         epoch_logger.history = {key: list(values) for key, values in resume.history.items()}
     checkpoint = keras.callbacks.ModelCheckpoint(best_path, monitor=str(train_cfg.checkpoint_monitor), mode="auto",
@@ -119,6 +127,7 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
         SampleMasks(splits.val.images[:sample_count], splits.val.masks[:sample_count], train_cfg.sample_every,
                     from_start=resume is None),
         DeferInterrupts(interrupts, defer=False),
+        StopAtStep(training_plan.steps, steps_per_epoch, train_cfg.steps_per_execution),
     ]
     if cfg.optim.schedule == Schedule.plateau:
         callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2, min_lr=1e-6))
@@ -141,19 +150,24 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
                 tracking.log_missing_epoch(resume.epoch, resume.last_logs)
             else:
                 tracking.log_config(cfg, overrides, output_dir)
+                tracking.log_params({"train.steps": training_plan.steps, "train.budget_kind": training_plan.kind,
+                                     "training_gflop_per_image": round(flops_per_image / 1e9, 4),
+                                     **({"budget_probe_step_seconds": round(training_plan.probe_step_seconds, 5),
+                                         "budget_probe_compile_seconds": round(training_plan.probe_compile_seconds, 2)}
+                                        if training_plan.probe_step_seconds else {})})
                 tracking.log_text(json.dumps({"train": splits.train.ids, "val": splits.val.ids,
                                               "test": splits.test.ids if splits.test else []}, indent=1),
                                   "data/split_ids.json")
                 tracking.log_dataset_inputs(run_id, cfg.dataset, run_tags["dataset_fingerprint"], {
                     "training": splits.train, "validation": splits.val, "test": splits.test})
             try:
-                model.fit(train_data, validation_data=val_data, epochs=train_cfg.epochs, callbacks=callbacks,
+                model.fit(train_data, validation_data=val_data, epochs=training_plan.epochs, callbacks=callbacks,
                           initial_epoch=resume.epoch if resume else 0,
                           steps_per_epoch=steps_per_epoch if train_cfg.max_steps_per_epoch else None,
                           verbose=keras_verbosity(train_cfg.verbose), shuffle=False)  # the dataset shuffles itself
             except KeyboardInterrupt as interrupt:  # what the entry point tells the user
                 interrupt.epochs_done = len(epoch_logger.history.get("loss", []))
-                interrupt.epochs = train_cfg.epochs
+                interrupt.epochs = training_plan.epochs
                 interrupt.resumable = interrupt.epochs_done > 0
                 raise
 
@@ -216,14 +230,30 @@ def _log_validation_images(val, probabilities: np.ndarray, tuned: float) -> dict
     return means
 
 
-def _build_compiled(cfg, steps_per_epoch: int):
+def _plan(cfg, splits: DataSplits, steps_per_epoch: int) -> Plan:
+    """The run's steps: from `train.budget` (a minutes budget probes a copy of the model on its own copy of the
+    training pipeline, so the run's data order is untouched), else `train.epochs`."""
+    from skinexp.data.pipeline import make_dataset
+    from skinexp.models.unet import build_unet
+
+    def probe() -> tuple[float, float]:
+        data = make_dataset(splits.train, cfg.train.batch_size, training=True, seed=cfg.train.seed,
+                            augment_cfg=cfg.augment)
+        model = _build_compiled(cfg, steps_per_epoch, steps_per_epoch)
+        return probe_step_seconds(model, data, steps_per_epoch, cfg.train.steps_per_execution)
+
+    return plan(cfg.train, images=len(splits.train), steps_per_epoch=steps_per_epoch,
+                flops_per_image=training_flops_per_image(build_unet(cfg.model, cfg.dataset.image_size)), probe=probe)
+
+
+def _build_compiled(cfg, steps_per_epoch: int, total_steps: int):
     from skinexp.losses import build_loss
     from skinexp.metrics import training_metrics
     from skinexp.models.unet import build_unet
     from skinexp.optim import build_optimizer
 
     model = build_unet(cfg.model, cfg.dataset.image_size)
-    model.compile(optimizer=build_optimizer(cfg.optim, steps_per_epoch, cfg.train.epochs),
+    model.compile(optimizer=build_optimizer(cfg.optim, steps_per_epoch, total_steps),
                   loss=build_loss(cfg.loss), metrics=training_metrics(),
                   jit_compile=runtime.jit_compile(cfg.train.jit_compile),
                   steps_per_execution=cfg.train.steps_per_execution)

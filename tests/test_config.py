@@ -82,7 +82,8 @@ def test_checkpoint_monitor_takes_every_metric_a_run_logs(compose):
     from skinexp.resume import LOGGED_METRICS
 
     keras_logged = {name for name in LOGGED_METRICS if name not in ("images_per_sec", "epoch_seconds",
-                                                                    "learning_rate")}
+                                                                    "learning_rate", "training_seconds",
+                                                                    "images_seen", "training_gflop")}
     assert {m.value for m in Monitor} == keras_logged
     assert compose("train", ["train.checkpoint_monitor=val_dice"]).train.checkpoint_monitor == "val_dice"
 
@@ -98,7 +99,7 @@ def test_builders_raise_on_an_unknown_name_instead_of_a_default(build, section):
 
     module, function = build.split(":")
     builder = getattr(importlib.import_module(module), function)
-    args = (section, 10, 2) if function == "build_optimizer" else (section,)
+    args = (section, 10, 20) if function == "build_optimizer" else (section,)
     with pytest.raises(Exception, match=f"Received: .*{section.name}"):
         builder(*args)
 
@@ -125,11 +126,11 @@ def test_depth_must_leave_a_2x2_bottleneck(compose):
 
 def test_experiment_works_without_and_with_the_plus(compose, main, tmp_path):
     plain = compose("train", ["experiment=isic_cpu"])
-    assert plain.dataset.name == "folder" and plain.train.epochs == 13 and plain.tracking.experiment == "isic"
+    assert plain.dataset.name == "folder" and plain.train.budget.minutes == 20 and plain.tracking.experiment == "isic"
     for form in ("experiment=isic_cpu", "+experiment=isic_cpu"):
         printed = main("train", "--cfg", "job", form, cwd=tmp_path)
         assert printed.returncode == 0, printed.stderr
-        assert "epochs: 13" in printed.stdout and "experiment: isic" in printed.stdout
+        assert "minutes: 20" in printed.stdout and "experiment: isic" in printed.stdout
 
 
 def test_one_hydra_default_holds_the_output_directories():

@@ -22,11 +22,11 @@ def _at(schedule, step: int) -> float:
 
 @pytest.mark.parametrize("schedule", ["constant", "plateau"])  # plateau: a callback lowers the constant rate
 def test_constant_and_plateau_are_the_configured_rate(compose, schedule):
-    assert learning_rate(_optim(compose, f"optim.schedule={schedule}"), 10, 5) == LR
+    assert learning_rate(_optim(compose, f"optim.schedule={schedule}"), 10, 50) == LR
 
 
 def test_cosine_without_warm_up_decays_from_lr_to_one_percent_over_the_run(compose):
-    schedule = learning_rate(_optim(compose, "optim.schedule=cosine"), 10, 5)  # 50 steps
+    schedule = learning_rate(_optim(compose, "optim.schedule=cosine"), 10, 50)  # 50 steps
     assert _at(schedule, 0) == pytest.approx(LR)
     assert _at(schedule, 25) == pytest.approx(LR * (0.01 + 0.99 * 0.5))  # half-way down the cosine
     assert _at(schedule, 50) == pytest.approx(LR * 0.01)
@@ -34,7 +34,7 @@ def test_cosine_without_warm_up_decays_from_lr_to_one_percent_over_the_run(compo
 
 
 def test_cosine_with_warm_up_climbs_from_lr_over_100_then_decays(compose):
-    schedule = learning_rate(_optim(compose, "optim.schedule=cosine", "optim.warmup_epochs=1"), 10, 5)
+    schedule = learning_rate(_optim(compose, "optim.schedule=cosine", "optim.warmup_epochs=1"), 10, 50)
     assert _at(schedule, 0) == pytest.approx(LR / 100)
     assert _at(schedule, 5) == pytest.approx(LR / 100 + (LR - LR / 100) / 2)  # linear warm-up
     assert _at(schedule, 10) == pytest.approx(LR)
@@ -45,14 +45,14 @@ def test_cosine_with_warm_up_climbs_from_lr_over_100_then_decays(compose):
 def test_an_unknown_schedule_is_a_config_error():
     with pytest.raises(ConfigError, match=r"optim\.schedule must be one of constant, cosine, plateau\. "
                                           r"Received: optim\.schedule=step$"):
-        learning_rate(SimpleNamespace(schedule="step", lr=LR, warmup_epochs=0), 10, 5)
+        learning_rate(SimpleNamespace(schedule="step", lr=LR, warmup_epochs=0), 10, 50)
 
 
 @pytest.mark.parametrize("group, kind, lr", [("adam", keras.optimizers.Adam, 1e-4),
                                              ("adamw", keras.optimizers.AdamW, 1e-3),
                                              ("sgd", keras.optimizers.SGD, 1e-2)])
 def test_each_optim_group_builds_its_optimizer_at_its_rate(compose, group, kind, lr):
-    optimizer = build_optimizer(compose("train", [f"optim={group}"]).optim, 10, 5)
+    optimizer = build_optimizer(compose("train", [f"optim={group}"]).optim, 10, 50)
     assert type(optimizer) is kind  # AdamW subclasses Adam: the exact class
     assert float(optimizer.learning_rate) == pytest.approx(lr)
     if group == "sgd":
@@ -62,7 +62,7 @@ def test_each_optim_group_builds_its_optimizer_at_its_rate(compose, group, kind,
 
 
 def test_a_cosine_optimizer_carries_the_schedule(compose):
-    optimizer = build_optimizer(_optim(compose, "optim=sgd", "optim.schedule=cosine"), 10, 5)
+    optimizer = build_optimizer(_optim(compose, "optim=sgd", "optim.schedule=cosine"), 10, 50)
     assert float(optimizer.learning_rate) == pytest.approx(LR)  # step 0
     optimizer.iterations.assign(50)
     assert float(optimizer.learning_rate) == pytest.approx(LR * 0.01)  # the end of the run
@@ -71,4 +71,4 @@ def test_a_cosine_optimizer_carries_the_schedule(compose):
 def test_an_unknown_optimizer_is_a_config_error():
     with pytest.raises(ConfigError, match=r"optim\.name must be one of adam, adamw, sgd\. "
                                           r"Received: optim\.name=rmsprop$"):
-        build_optimizer(SimpleNamespace(name="rmsprop", lr=LR, schedule="constant"), 10, 5)
+        build_optimizer(SimpleNamespace(name="rmsprop", lr=LR, schedule="constant"), 10, 50)

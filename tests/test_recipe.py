@@ -65,5 +65,6 @@ def test_presets_compose_and_validate(compose, preset):
     check_train(cfg)
     if "isic" in preset:
         assert cfg.dataset.name == "folder" and cfg.dataset.test_split > 0
+        assert cfg.train.budget.minutes == (20 if preset.endswith("isic_cpu") else 3)  # minutes, not a machine's epochs
     if preset.endswith("isic_gpu"):
         assert cfg.train.precision == "mixed_float16" and cfg.train.jit_compile and cfg.dataset.image_size == 256

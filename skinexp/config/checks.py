@@ -109,6 +109,12 @@ def check_train(cfg: Any) -> None:
     check_model(cfg.model, cfg.dataset.image_size)
     check_optim(cfg.optim)
     check_train_section(cfg.train)
+    from skinexp.training.budget import check_budget
+
+    kind = check_budget(cfg.train.budget)
+    if kind is not None and cfg.optim.schedule != "cosine":  # what the budget's steps are spent on
+        raise ConfigError(f"train.budget.{kind} needs a schedule that decays over the budget: optim.schedule=cosine. "
+                          f"Received: optim.schedule={cfg.optim.schedule}")
 
 
 def check_inference(cfg: Any) -> None:

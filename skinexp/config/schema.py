@@ -161,8 +161,17 @@ class AugmentConfig:
 
 
 @dataclass
+class BudgetConfig:
+    """At most one: how much training a run gets instead of `train.epochs` (`skinexp.training.budget`)."""
+
+    minutes: Optional[float] = None  # training minutes (train steps; validation and the probe not counted)
+    gflop: Optional[float] = None  # training compute: images seen x the model's training FLOPs per image
+    steps: Optional[int] = None  # optimizer steps: what a minutes budget resolved to (rerun and resume use it)
+
+
+@dataclass
 class TrainSection:
-    epochs: int = 8
+    epochs: int = 8  # ignored when train.budget sets minutes, gflop or steps
     batch_size: int = 8
     seed: int = 42
     sample_every: int = 1  # epochs between sample-mask logs
@@ -178,6 +187,7 @@ class TrainSection:
     deterministic: bool = False
     max_steps_per_epoch: Optional[int] = None  # cap batches per epoch (debug)
     pin_gpu: bool = False  # sweeps: job k sees only GPU k mod n
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
 
 
 @dataclass

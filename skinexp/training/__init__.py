@@ -1,0 +1,1 @@
+"""Training's parts beyond the loop in `skinexp.train`: budgets (minutes, GFLOP or steps) resolved into steps."""

@@ -1,0 +1,108 @@
+"""Budgeted training: a budget of minutes, GFLOP or steps resolved into the run's steps; the schedule spans them,
+training ends at them (the last epoch partial), reruns and resumes train the steps the run recorded."""
+from __future__ import annotations
+
+import json
+import math
+from types import SimpleNamespace
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import TINY, error_line
+from skinexp.models.flops import training_flops_per_image
+from skinexp.models.unet import build_unet
+from skinexp.training.budget import images_after, plan, steps_for_images
+
+BUDGETED = [*TINY, "optim.schedule=cosine", "optim.lr=1e-3", "tracking.log_model=false"]
+
+
+def _train_cfg(**budget):
+    from omegaconf import OmegaConf
+
+    full = OmegaConf.create({"minutes": None, "gflop": None, "steps": None, **budget})
+    return SimpleNamespace(epochs=3, batch_size=4, budget=full)
+
+
+def _history(client, run_id, key):
+    return [m.value for m in sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)]
+
+
+def test_images_and_steps_count_the_partial_last_batch_of_every_epoch():
+    assert images_after(7, images=10, batch_size=4, steps_per_epoch=3) == 2 * 10 + 4  # 4+4+2, twice, then 4
+    assert steps_for_images(24, images=10, batch_size=4, steps_per_epoch=3) == 7
+    assert steps_for_images(20, images=10, batch_size=4, steps_per_epoch=3) == 6
+
+
+def test_a_gflop_budget_gives_two_widths_the_same_compute(compose):
+    seen = {}
+    for filters in (4, 8):
+        cfg = compose("train", [*TINY, f"model.filters={filters}"])
+        flops = training_flops_per_image(build_unet(cfg.model, cfg.dataset.image_size))
+        resolved = plan(_train_cfg(gflop=5.0), images=13, steps_per_epoch=4, flops_per_image=flops,
+                        probe=lambda: pytest.fail("a GFLOP budget needs no probe"))
+        seen[filters] = (resolved.steps, images_after(resolved.steps, 13, 4, 4) * flops / 1e9, flops)
+    (steps_4, gflop_4, flops_4), (steps_8, gflop_8, flops_8) = seen[4], seen[8]
+    assert flops_8 > 3 * flops_4 and steps_4 > 3 * steps_8  # the wider net sees fewer images
+    for gflop, flops in ((gflop_4, flops_4), (gflop_8, flops_8)):
+        assert 5.0 <= gflop < 5.0 + 4 * flops / 1e9  # the budget, overshot by less than one batch
+
+
+def test_a_minutes_budget_is_what_the_probe_leaves_after_compiling():
+    resolved = plan(_train_cfg(minutes=1.0), images=13, steps_per_epoch=4, flops_per_image=1, probe=lambda: (0.5, 10))
+    assert (resolved.steps, resolved.kind, resolved.epochs) == (100, "minutes", 25)
+
+
+@pytest.mark.parametrize("overrides, fragment", [
+    (["train.budget.minutes=5", "train.budget.gflop=100"], "Received: train.budget.minutes=5.0, train.budget.gflop=100.0"),
+    (["train.budget.gflop=-1"], "Received: train.budget.gflop=-1.0"),
+    (["train.budget.steps=0"], "Received: train.budget.steps=0"),
+    (["train.budget.minutes=5", "optim.schedule=constant"], "Received: optim.schedule=constant"),
+])
+def test_bad_budgets_fail_in_one_line(main, tmp_path, overrides, fragment):
+    args = [a for a in BUDGETED if not a.startswith("optim.schedule")] + overrides
+    if "optim.schedule=constant" not in overrides:
+        args.append("optim.schedule=cosine")
+    assert error_line(main("train", *args, cwd=tmp_path)).endswith(fragment)
+
+
+def test_a_gflop_run_spans_its_schedule_ends_part_way_through_an_epoch_and_reruns_exactly(main, tmp_path, store,
+                                                                                          compose):
+    args = [*BUDGETED, "train.deterministic=true", "train.budget.gflop=0.25", *store["overrides"]]
+    result = main("train", *args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = MlflowClient(store["uri"])
+    (run,) = client.search_runs([client.get_experiment_by_name("skinexp").experiment_id])
+    steps = int(run.data.params["train.steps"])
+    with open(client.download_artifacts(run.info.run_id, "data/split_ids.json", str(tmp_path))) as ids:
+        images = len(json.load(ids)["train"])
+    steps_per_epoch = math.ceil(images / 4)
+    cfg = compose("train", args)
+    flops = training_flops_per_image(build_unet(cfg.model, cfg.dataset.image_size))
+    assert steps == steps_for_images(math.ceil(0.25e9 / flops), images, 4, steps_per_epoch)
+    seen = _history(client, run.info.run_id, "images_seen")
+    assert seen[-1] == images_after(steps, images, 4, steps_per_epoch) and len(seen) == math.ceil(steps / steps_per_epoch)
+    assert steps % steps_per_epoch != 0 and seen[-1] - seen[-2] < images  # the last epoch was partial
+    assert _history(client, run.info.run_id, "training_gflop")[-1] >= 0.25
+    rates = _history(client, run.info.run_id, "learning_rate")
+    assert rates[-1] == pytest.approx(1e-5, rel=0.05)  # cosine down to 1 % of optim.lr at the last step
+    rerun = main("rerun", run.info.run_id, f"tracking.uri={store['uri']}", cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    (again,) = client.search_runs([run.info.experiment_id], f"tags.rerun_of = '{run.info.run_id}'")
+    assert again.data.params["train.steps"] == str(steps)
+    assert _history(client, again.info.run_id, "val_iou") == pytest.approx(
+        _history(client, run.info.run_id, "val_iou"), abs=1e-6)
+
+
+def test_a_rerun_of_a_minutes_run_trains_its_recorded_steps_not_the_clock(main, tmp_path, store):
+    result = main("train", *BUDGETED, "train.budget.minutes=0.05", *store["overrides"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = MlflowClient(store["uri"])
+    (run,) = client.search_runs([client.get_experiment_by_name("skinexp").experiment_id])
+    assert run.data.params["train.budget_kind"] == "minutes" and float(run.data.params["budget_probe_step_seconds"]) > 0
+    rerun = main("rerun", run.info.run_id, f"tracking.uri={store['uri']}", cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    (again,) = client.search_runs([run.info.experiment_id], f"tags.rerun_of = '{run.info.run_id}'")
+    assert again.data.params["train.budget_kind"] == "steps"
+    assert again.data.params["train.steps"] == run.data.params["train.steps"] == again.data.params["train.budget.steps"]
+    assert _history(client, again.info.run_id, "images_seen") == _history(client, run.info.run_id, "images_seen")
