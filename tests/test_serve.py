@@ -120,3 +120,190 @@ def test_corrupt_image_answers_400_naming_the_row_and_the_server_keeps_serving(s
     assert "stack_trace" not in answer.json()
     again = _post(server, [good_text])
     assert again.status_code == 200 and len(again.json()["predictions"]) == 1
+
+
+# --- Bounded endpoint: the decoder and the body cap, fast (no model, no TensorFlow) ---------------------------------
+
+def _png_header_only(width: int, height: int, bit_depth: int = 1, color_type: int = 0) -> bytes:
+    """A PNG's signature and IHDR claiming `width` x `height`, then a few bytes of IDAT: what a bomb sends."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _saved(image: Image.Image, format: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=format, **options)
+    return buffer.getvalue()
+
+
+def _gradient(width: int = 40, height: int = 24) -> np.ndarray:
+    x = np.linspace(0, 255, width)[None, :, None]
+    y = np.linspace(0, 255, height)[:, None, None]
+    return np.concatenate([np.broadcast_to(x, (height, width, 1)), np.broadcast_to(y, (height, width, 1)),
+                           np.full((height, width, 1), 90.0)], axis=2).astype(np.uint8)
+
+
+@pytest.mark.parametrize("size, bomb", [((20000, 20000), True), ((13000, 13000), False)])
+def test_an_image_over_the_pixel_cap_is_413_from_its_header_alone(size, bomb):
+    """20000x20000 trips Pillow's own bomb check in `open`, 13000x13000 (169 MP, under Pillow's 179 MP) ours:
+    both before a pixel is decoded, in one line naming the row."""
+    from skinexp.tracking.segmenter import BadImage, decode_image
+
+    with pytest.raises(BadImage) as refused:
+        decode_image(_b64(_png_header_only(*size)), row=3)
+    assert refused.value.get_http_status_code() == 413
+    line = refused.value.message
+    assert line.startswith("row 3: the image has more pixels than this endpoint decodes (40000000") and "\n" not in line
+    assert ("DecompressionBombError" if bomb else "13000x13000 = 169000000 pixels") in line
+
+
+def test_the_pixel_cap_is_the_environments_and_counts_width_times_height():
+    from skinexp.tracking.segmenter import BadImage, decode_image
+
+    data = _b64(_saved(Image.new("RGB", (100, 50)), "PNG"))
+    assert decode_image(data, 0, max_pixels=5000).shape == (50, 100, 3)
+    with pytest.raises(BadImage, match="100x50 = 5000 pixels"):
+        decode_image(data, 0, max_pixels=4999)
+
+
+def test_a_truncated_png_is_400_in_one_line():
+    from skinexp.tracking.segmenter import BadImage, decode_image
+
+    whole = _saved(Image.fromarray((np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)), "PNG")
+    with pytest.raises(BadImage) as refused:
+        decode_image(_b64(whole[: len(whole) // 2]), row=1)
+    assert refused.value.get_http_status_code() == 400
+    assert refused.value.message.startswith("row 1: image must be the base64 of a JPEG, PNG or BMP file. "
+                                            "Received: ") and "\n" not in refused.value.message
+
+
+def test_a_16_bit_grayscale_png_is_scaled_not_clipped_to_white():
+    from skinexp.tracking.segmenter import decode_image
+
+    wide = (np.arange(32 * 32, dtype=np.uint32).reshape(32, 32) * 64).astype(np.uint16)  # 0..65472
+    rgb = decode_image(_b64(_saved(Image.fromarray(wide), "PNG")), 0)
+    expected = np.rint(wide / 257.0).astype(np.uint8)
+    assert rgb.dtype == np.uint8 and rgb.shape == (32, 32, 3)
+    assert np.array_equal(rgb[..., 0], expected) and np.array_equal(rgb[..., 2], expected)
+    assert rgb.mean() == pytest.approx(127, abs=2)  # clipping gave ~254
+
+
+def test_an_exif_rotated_jpeg_is_turned_upright_as_a_viewer_shows_it():
+    from skinexp.tracking.segmenter import decode_image
+
+    image = Image.fromarray(_gradient(40, 24))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to view
+    rgb = decode_image(_b64(_saved(image, "JPEG", quality=95, exif=exif.tobytes())), 0)
+    assert rgb.shape == (40, 24, 3)
+    upright = np.asarray(image.transpose(Image.Transpose.ROTATE_270))
+    assert np.abs(rgb.astype(int) - upright.astype(int)).mean() < 4
+
+
+def test_cmyk_jpeg_and_an_mpo_are_read_as_rgb():
+    from skinexp.tracking.segmenter import decode_image
+
+    image = Image.fromarray(_gradient())
+    cmyk = decode_image(_b64(_saved(image.convert("CMYK"), "JPEG", quality=95)), 0)
+    assert cmyk.shape == (24, 40, 3) and np.abs(cmyk.astype(int) - _gradient().astype(int)).mean() < 6
+    mpo = _saved(image, "MPO", save_all=True, append_images=[Image.new("RGB", (40, 24), (255, 0, 0))])
+    assert Image.open(io.BytesIO(mpo)).format == "MPO"
+    first = decode_image(_b64(mpo), 0)
+    assert first.shape == (24, 40, 3) and np.abs(first.astype(int) - _gradient().astype(int)).mean() < 4
+
+
+def test_predict_and_the_endpoint_decode_every_kind_of_file_alike(tmp_path):
+    """The two copies of the decoding steps (the served model may not import skinexp) give the same pixels."""
+    from skinexp.data.folder import read_rgb
+    from skinexp.tracking.segmenter import decode_image
+
+    image = Image.fromarray(_gradient())
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    files = {"rotated.jpg": _saved(image, "JPEG", exif=exif.tobytes()),
+             "wide.png": _saved(Image.fromarray((np.arange(600).reshape(20, 30) * 100).astype(np.uint16)), "PNG"),
+             "cmyk.jpg": _saved(image.convert("CMYK"), "JPEG"), "palette.png": _saved(image.convert("P"), "PNG"),
+             "alpha.png": _saved(image.convert("RGBA"), "PNG"), "bits.bmp": _saved(image.convert("1"), "BMP")}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+        assert np.array_equal(read_rgb(tmp_path / name), decode_image(_b64(data), 0)), name
+
+
+def test_more_rows_than_the_cap_is_413_before_any_image_is_decoded():
+    import pandas as pd
+
+    from skinexp.tracking.segmenter import BadImage, Segmenter
+
+    segmenter = Segmenter()
+    segmenter.max_rows = 2  # what load_context reads from SKINEXP_SERVE_MAX_ROWS
+    with pytest.raises(BadImage) as refused:
+        segmenter.predict(None, pd.DataFrame({"image": ["not decoded"] * 3}))
+    assert refused.value.get_http_status_code() == 413
+    assert refused.value.message == ("a request may hold at most 2 images (SKINEXP_SERVE_MAX_ROWS); send the rest in "
+                                     "further requests. Received: 3 rows")
+
+
+def test_serve_refuses_bad_limits_and_workers_in_one_line(tmp_path):
+    for arg, expected in (("max_rows=0", "max_rows must be a positive whole number"),
+                          ("max_pixels=lots", "Received: max_pixels=lots"), ("workers=-1", "Received: workers=-1")):
+        assert expected in error_line(run_main("serve", "run=abc", arg, cwd=tmp_path))
+
+
+def test_workers_auto_takes_the_cores_up_to_four():
+    from skinexp.serve import worker_count
+
+    assert worker_count("auto") == max(1, min(4, len(os.sched_getaffinity(0))))
+    assert worker_count("3") == 3
+
+
+@pytest.fixture
+def echo_server():
+    """A real uvicorn on 127.0.0.1 serving an echo app behind BodyLimit(1000 bytes)."""
+    import threading
+
+    import uvicorn
+
+    from skinexp.tracking.endpoint import BodyLimit
+
+    async def echo(scope, receive, send):
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body, more = body + message.get("body", b""), message.get("more_body", False)
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": str(len(body)).encode()})
+
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(BodyLimit(echo, 1000), host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_a_body_over_the_cap_is_413_declared_or_streamed_and_the_server_still_answers(echo_server):
+    import requests
+
+    assert requests.post(echo_server, data=b"x" * 1000, timeout=10).text == "1000"
+    declared = requests.post(echo_server, data=b"x" * 1001, timeout=10)
+    assert declared.status_code == 413
+    assert declared.json()["message"] == ("a request body may hold at most 1000 bytes (SKINEXP_SERVE_MAX_BODY_BYTES); "
+                                          "send fewer or smaller images per request. Received: 1001 bytes")
+    streamed = requests.post(echo_server, data=iter([b"y" * 600] * 5), timeout=10)  # chunked: no Content-Length
+    assert streamed.status_code == 413 and "Received: at least " in streamed.json()["message"]
+    assert requests.post(echo_server, data=iter([b"z" * 400] * 2), timeout=10).text == "800"
+    assert requests.get(echo_server, timeout=10).text == "0"

@@ -169,3 +169,14 @@ def serving_uri(run) -> str:
         raise TrackingError(f"the run logged no segmenter model to serve (train with tracking.log_model=true). "
                             f"Received: run={run.info.run_id}")
     return f"models:/{model.model_id}"
+
+
+def local_model(model_uri: str) -> str:
+    """The model at `model_uri` (models:/...) downloaded to a local folder, as `mlflow models serve` does first."""
+    from mlflow.tracking.artifact_utils import _download_artifact_from_uri
+
+    try:
+        return _download_artifact_from_uri(model_uri)
+    except mlflow.exceptions.MlflowException as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise TrackingError(f"cannot download the model to serve: {first_line}. Received: {model_uri}") from None
