@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -51,7 +52,8 @@ def server(trained, tmp_path_factory):
     port, logs = _free_port(), tmp_path_factory.mktemp("serve")
     with open(logs / "serve.log", "wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "skinexp", "serve", "run=models:/skinexp-serve@live",
-                                    f"port={port}", f"uri={trained['uri']}"], cwd=trained["workdir"], stdout=log,
+                                    f"port={port}", f"uri={trained['uri']}", "workers=2", "max_rows=4",
+                                    "max_pixels=1000000", "max_body_mb=1"], cwd=trained["workdir"], stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -64,7 +66,7 @@ def server(trained, tmp_path_factory):
                 pass
             assert process.poll() is None and time.monotonic() < deadline, (logs / "serve.log").read_text()[-3000:]
             time.sleep(1)
-        yield url
+        yield {"url": url, "pid": process.pid}
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -96,7 +98,7 @@ def test_served_masks_equal_predict(server, trained, tmp_path):
                       f"tracking.uri={trained['uri']}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
 
-    answer = _post(server, [base64.b64encode(path.read_bytes()).decode() for path in files])
+    answer = _post(server["url"], [base64.b64encode(path.read_bytes()).decode() for path in files])
     assert answer.status_code == 200, answer.text[-2000:]
     predictions = answer.json()["predictions"]
     assert len(predictions) == len(files) == (3 if real else 2)
@@ -113,12 +115,12 @@ def test_corrupt_image_answers_400_naming_the_row_and_the_server_keeps_serving(s
     good = io.BytesIO()
     Image.new("RGB", (20, 10), (200, 120, 90)).save(good, format="BMP")
     good_text = base64.b64encode(good.getvalue()).decode()
-    answer = _post(server, [good_text, base64.b64encode(b"not an image").decode()])
+    answer = _post(server["url"], [good_text, base64.b64encode(b"not an image").decode()])
     assert answer.status_code == 400
     message = answer.json()["message"]
     assert "\n" not in message and message.startswith("row 1: ") and "Received:" in message
     assert "stack_trace" not in answer.json()
-    again = _post(server, [good_text])
+    again = _post(server["url"], [good_text])
     assert again.status_code == 200 and len(again.json()["predictions"]) == 1
 
 
@@ -307,3 +309,65 @@ def test_a_body_over_the_cap_is_413_declared_or_streamed_and_the_server_still_an
     assert streamed.status_code == 413 and "Received: at least " in streamed.json()["message"]
     assert requests.post(echo_server, data=iter([b"z" * 400] * 2), timeout=10).text == "800"
     assert requests.get(echo_server, timeout=10).text == "0"
+
+
+def _worker_pids(parent: int) -> list[int]:
+    children = Path(f"/proc/{parent}/task/{parent}/children")
+    return [int(pid) for pid in children.read_text().split()] if children.exists() else []
+
+
+@pytest.mark.slow
+def test_every_bad_request_is_one_line_and_the_same_workers_keep_answering(server, trained, tmp_path):
+    """Against the real server (2 workers, max_rows=4, max_pixels=1000000, max_body_mb=1): bombs, too many rows, a
+    large body, broken and odd files; after each, a good image still gets its mask from the workers it started
+    with (none was killed and replaced)."""
+    url = server["url"]
+    workers = sorted(_worker_pids(server["pid"]))
+    assert len(workers) >= 2, workers
+    good = _b64(_saved(Image.fromarray(_gradient()), "PNG"))
+    noise = _saved(Image.fromarray((np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)), "PNG")
+    wide = (np.arange(24 * 40).reshape(24, 40) * 60).astype(np.uint16)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    refused = {
+        "bomb": ([_b64(_png_header_only(20000, 20000))], 413, "row 0: the image has more pixels"),
+        "13000 px side": ([good, _b64(_png_header_only(13000, 13000))], 413, "row 1: the image has more pixels"),
+        "over max_pixels": ([_b64(_saved(Image.new("RGB", (1001, 1000)), "PNG"))], 413, "1001x1000 = 1001000"),
+        "rows": ([good] * 5, 413, "at most 4 images (SKINEXP_SERVE_MAX_ROWS)"),
+        "truncated": ([_b64(noise[: len(noise) // 2])], 400, "row 0: image must be"),
+        "not base64": (["%%%"], 400, "row 0: image must be"),
+        "gif": ([_b64(_saved(Image.new("RGB", (8, 8)), "GIF"))], 400, "Received: format GIF"),
+    }
+    for name, (rows, status, expected) in refused.items():
+        answer = _post(url, rows)
+        assert answer.status_code == status, (name, answer.text[:500])
+        message = answer.json()["message"]
+        assert expected in message and "\n" not in message and "Traceback" not in answer.text, (name, message)
+        assert "stack_trace" not in answer.json(), name
+        assert _post(url, [good]).status_code == 200, name
+    import requests
+
+    body = requests.post(url + "/invocations", timeout=60, headers={"content-type": "application/json"},
+                         data=b" " * (1024 * 1024 + 1))
+    assert body.status_code == 413 and "at most 1048576 bytes" in body.json()["message"]
+
+    odd = {"wide.png": _saved(Image.fromarray(wide), "PNG"),
+           "rotated.jpg": _saved(Image.fromarray(_gradient()), "JPEG", exif=exif.tobytes()),
+           "cmyk.jpg": _saved(Image.fromarray(_gradient()).convert("CMYK"), "JPEG"),
+           "phone.mpo": _saved(Image.fromarray(_gradient()), "MPO", save_all=True,
+                               append_images=[Image.new("RGB", (40, 24))])}
+    answer = _post(url, [_b64(data) for data in odd.values()])
+    assert answer.status_code == 200, answer.text[:500]
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    for name, data in odd.items():
+        (folder / (name.replace(".mpo", ".jpg"))).write_bytes(data)
+    result = run_main("predict", f"run={trained['run'].info.run_id}", f"input={folder}", "output=out",
+                      f"tracking.uri={trained['uri']}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for name, prediction in zip(odd, answer.json()["predictions"]):
+        mask = np.asarray(Image.open(io.BytesIO(base64.b64decode(prediction["mask"]))))
+        expected = np.asarray(Image.open(tmp_path / "out" / (Path(name).stem + ".png")))
+        assert mask.shape == ((40, 24) if name == "rotated.jpg" else (24, 40)), name
+        assert np.array_equal(mask, expected), name
+    assert sorted(_worker_pids(server["pid"])) == workers
