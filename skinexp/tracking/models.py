@@ -12,7 +12,7 @@ from mlflow.entities import Dataset, DatasetInput, InputTag
 
 import skinexp.tracking.retry as retry
 from skinexp.errors import ConfigError, TrackingError
-from skinexp.tracking.active import backend_packages, installed
+from skinexp.tracking.active import backend_packages, installed, log_model_once
 from skinexp.tracking.store import client
 
 SEGMENTER = "segmenter"  # the logged model's name: image files in, mask PNGs out
@@ -36,10 +36,9 @@ def log_segmenter(checkpoint: Path, threshold: float, keep_largest: bool = False
     requirements = [f"{name}=={metadata.version(name)}" for name in packages if installed(name)]
     with warnings.catch_warnings():  # MLflow's advice to log an input example: the signature says it all
         warnings.filterwarnings("ignore", message=r"(?s).*input example", category=UserWarning)
-        mlflow.pyfunc.log_model(name=SEGMENTER, python_model=str(SEGMENTER_CODE),
-                                artifacts={"keras_model": str(checkpoint)}, signature=signature,
-                                pip_requirements=requirements,
-                                model_config={"threshold": float(threshold), "keep_largest": bool(keep_largest)})
+        log_model_once(mlflow.pyfunc.log_model, SEGMENTER, python_model=str(SEGMENTER_CODE),
+                       artifacts={"keras_model": str(checkpoint)}, signature=signature, pip_requirements=requirements,
+                       model_config={"threshold": float(threshold), "keep_largest": bool(keep_largest)})
 
 
 def dataset_source(dataset_cfg) -> str:
