@@ -199,7 +199,6 @@ def mlflow_server(tmp_path_factory):
 def lossy(mlflow_server, monkeypatch):
     """A fresh proxy in front of the server with the client pointed at it: 60 s of retries, 3 s per request."""
     import mlflow
-
     from proxy import Proxy
 
     proxy = Proxy(mlflow_server).start()

@@ -91,9 +91,10 @@ def _auth_config(root: Path, auth_database: str) -> Path:
     workers.
     """
     path = root / "basic_auth.ini"
+    # 0600: it holds the database password.
     postgres.write_private(path, f"[mlflow]\ndefault_permission = READ\ndatabase_uri = {auth_database}\n"
-                    f"admin_username = {ADMIN}\nauth_cache_ttl_seconds = 60\n"
-                    f"authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")  # holds the database password
+                           f"admin_username = {ADMIN}\nauth_cache_ttl_seconds = 60\n"
+                           f"authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
     return path
 
 

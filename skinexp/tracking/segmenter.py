@@ -68,7 +68,7 @@ def to_rgb(image) -> np.ndarray:
     """A decoded PIL image as (H, W, 3) uint8 as it is meant to be seen: its EXIF orientation applied, 16-bit
     grayscale scaled to 0..255 (not clipped), palette, CMYK, alpha and 1-bit converted. The same steps as
     `skinexp.data.folder.to_rgb`, which `predict` uses (this file may not import skinexp)."""
-    from PIL import Image, ImageOps
+    from PIL import ImageOps
 
     image = ImageOps.exif_transpose(image)
     if image.mode.startswith("I;16"):
