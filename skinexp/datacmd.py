@@ -102,7 +102,10 @@ def convert(cfg) -> None:
     """Load the configured dataset as training would (resized, binarised, split) and write the notebook's files."""
     from skinexp.data.sources import load_splits
     from skinexp.data.writers import write_npy
+    from skinexp.outputs import refuse_input_as_output
 
+    if cfg.dataset.name != DatasetName.synthetic and cfg.dataset.root:
+        refuse_input_as_output(Path(cfg.dataset.root), Path(cfg.output), source_key="dataset.root")
     splits = load_splits(cfg.dataset)
     for warning in splits.warnings:
         print(f"skinexp: warning: {warning}", file=sys.stderr)

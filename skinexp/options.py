@@ -21,7 +21,10 @@ def parse_options(command: str, args: list[str], defaults: dict[str, str]) -> di
     for arg in args:
         key, sep, value = arg.partition("=")
         if not sep or key not in options:
-            raise ConfigError(f"{command} takes {' '.join(k + '=...' for k in options)}. Received: {arg}")
+            from skinexp.config.checks import redact_uri
+
+            raise ConfigError(f"{command} takes {' '.join(k + '=...' for k in options)}. "
+                              f"Received: {key}{sep}{redact_uri(value)}")
         options[key] = value
     return options
 

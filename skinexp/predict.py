@@ -16,7 +16,7 @@ from skinexp.data.folder import EXTENSIONS, image_files, read_rgb
 from skinexp.data.npy import open_array
 from skinexp.errors import ConfigError, DataError
 from skinexp.inference import load_trained, predict_probabilities
-from skinexp.outputs import refuse_existing
+from skinexp.outputs import refuse_existing, refuse_input_as_output, written_in_place
 
 CHUNK = 32  # images decoded and predicted at a time
 
@@ -65,15 +65,22 @@ def predict(cfg, *, output_dir: Path, base_dir: Path) -> PredictionResult:
     if len(set(stems)) != len(stems):
         raise DataError(f"input images must have distinct names. Received: two files with stem "
                         f"{next(s for s in stems if stems.count(s) > 1)} in {input_path}")
-    refuse_existing([output_dir / f"{stem}.png" for stem in stems] + [output_dir / "predict.npy"], output_dir,
-                    cfg.overwrite)
+    targets = [output_dir / f"{stem}.png" for stem in stems] + [output_dir / "predict.npy"]
+    refuse_input_as_output(input_path, output_dir, targets)
+    refuse_existing(targets, output_dir, cfg.overwrite)
     trained = load_trained(cfg.run, cfg.tracking, base_dir, cfg.group, cfg.backend)  # a sweep parent: its ensemble
     threshold = cfg.threshold if cfg.threshold is not None else trained.threshold
     keep_largest = _keep_largest(cfg, trained)
 
-    size = trained.image_size
     output_dir.mkdir(parents=True, exist_ok=True)
-    probabilities = np.lib.format.open_memmap(output_dir / "predict.npy", mode="w+", dtype=np.float32,
+    with written_in_place(output_dir / "predict.npy") as partial:
+        _predict_into(partial, stems, read, trained, cfg, threshold, keep_largest, output_dir)
+    return PredictionResult(len(stems), output_dir)
+
+
+def _predict_into(probabilities_path: Path, stems, read, trained, cfg, threshold, keep_largest, output_dir) -> None:
+    size = trained.image_size
+    probabilities = np.lib.format.open_memmap(probabilities_path, mode="w+", dtype=np.float32,
                                               shape=(len(stems), size, size, 1))
     progress = Progress(len(stems), "predict")
     for start in range(0, len(stems), CHUNK):
@@ -86,8 +93,9 @@ def predict(cfg, *, output_dir: Path, base_dir: Path) -> PredictionResult:
             height, width = original.shape[:2]
             full = np.asarray(Image.fromarray(probability[..., 0], mode="F").resize((width, height), Image.BILINEAR))
             mask = postprocess.to_masks(full[None, ..., None], threshold, keep_largest)[0, ..., 0]
-            Image.fromarray(mask * 255).save(output_dir / f"{stem}.png")
+            with written_in_place(output_dir / f"{stem}.png") as partial:
+                Image.fromarray(mask * 255).save(partial, format="PNG")
         progress.advance(len(batch))
     progress.close()
     probabilities.flush()
-    return PredictionResult(len(stems), output_dir)
+    del probabilities

@@ -1,9 +1,12 @@
-"""`python -m skinexp serve run=<run id | models:/name@alias | models:/name/version> [port=5001] [uri=...]`:
-`mlflow models serve` of the run's `segmenter` on 127.0.0.1, in the current environment (no conda, no virtualenv).
+"""`python -m skinexp serve run=<run id | models:/name@alias | models:/name/version> [port=5001] [uri=...]
+[workers=auto] [max_pixels=40000000] [max_rows=16] [max_body_mb=64]`: MLflow's scoring server for the run's
+`segmenter` on 127.0.0.1 under uvicorn, in the current environment (no conda, no virtualenv), behind limits.
 
 POST /invocations `{"dataframe_split": {"columns": ["image"], "data": [[<base64 JPEG/PNG/BMP>]]}}` answers
-`{"predictions": [{"mask": <base64 PNG>, "lesion_fraction": 0.12}]}`. The command replaces this process (`exec`),
-so Ctrl-C reaches MLflow's server directly.
+`{"predictions": [{"mask": <base64 PNG>, "lesion_fraction": 0.12}]}`. A body over `max_body_mb` MiB, more than
+`max_rows` images or an image of more than `max_pixels` pixels (by its header, before decoding) is answered 413; a
+bad image 400; each with one line. `workers=auto` starts one worker per core, at most 4. The command replaces this
+process (`exec`), so Ctrl-C reaches the server directly.
 """
 from __future__ import annotations
 
@@ -16,7 +19,11 @@ from skinexp.config.schema import DEFAULT_TRACKING
 from skinexp.errors import ConfigError
 from skinexp.options import free_port, parse_options, usage, wants_help
 
-DEFAULTS = {"run": "", "port": "5001", "host": "127.0.0.1", "uri": DEFAULT_TRACKING.uri, "workers": "1"}
+# The limits' defaults are the served model's and the endpoint's own (they also hold under `mlflow models serve`).
+DEFAULTS = {"run": "", "port": "5001", "host": "127.0.0.1", "uri": DEFAULT_TRACKING.uri, "workers": "auto",
+            "max_pixels": "40000000", "max_rows": "16", "max_body_mb": "64"}
+LIMITS = {"max_pixels": "SKINEXP_SERVE_MAX_PIXELS", "max_rows": "SKINEXP_SERVE_MAX_ROWS"}
+MAX_WORKERS = 4
 
 
 def model_uri(reference: str, options_uri: str) -> str:
@@ -31,6 +38,21 @@ def model_uri(reference: str, options_uri: str) -> str:
     return tracking.serving_uri(run)
 
 
+def worker_count(text: str) -> int:
+    """`workers=auto`: one per core this process may use, at most MAX_WORKERS (each holds its own model)."""
+    if text == "auto":
+        return max(1, min(MAX_WORKERS, len(os.sched_getaffinity(0))))
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"serve workers must be a positive number or auto. Received: workers={text}")
+    return int(text)
+
+
+def _positive(options: dict[str, str], key: str) -> int:
+    if not options[key].isdigit() or int(options[key]) < 1:
+        raise ConfigError(f"serve {key} must be a positive whole number. Received: {key}={options[key]}")
+    return int(options[key])
+
+
 def serve_command(args: list[str]) -> int:
     if wants_help(args):
         print(usage("serve", DEFAULTS))
@@ -38,19 +60,20 @@ def serve_command(args: list[str]) -> int:
     options = parse_options("serve", args, DEFAULTS)
     if not options["run"]:
         raise ConfigError("serve needs run=<run id | models:/name@alias>. Received: no run")
-    if not options["workers"].isdigit() or int(options["workers"]) < 1:
-        raise ConfigError(f"serve workers must be a positive number. Received: workers={options['workers']}")
+    workers = worker_count(options["workers"])
+    limits = {env: str(_positive(options, key)) for key, env in LIMITS.items()}
+    body_bytes = _positive(options, "max_body_mb") * 1024 * 1024
     port = free_port("serve", options["host"], options["port"])
     uri = tracking.open_store_uri(options["uri"], Path.cwd(), "uri")
     served = model_uri(options["run"], options["uri"])
-    print(f"skinexp: serving {options['run']} ({served}) at http://{options['host']}:{port}/invocations "
-          f"(ready in 10-30 s; Ctrl-C stops it)", flush=True)
-    os.environ["MLFLOW_TRACKING_URI"] = uri  # how the server finds models:/ in this store
-    bin_dir = str(Path(sys.executable).parent)  # MLflow starts `uvicorn` by name: this environment's, unactivated
-    os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
-    mlflow = Path(sys.executable).with_name("mlflow")
-    launcher = [str(mlflow)] if mlflow.exists() else [sys.executable, "-m", "mlflow"]
-    command = [*launcher, "models", "serve", "-m", served, "--env-manager", "local", "-h", options["host"],
-               "-p", str(port), "-w", options["workers"]]
+    local = tracking.local_model(served)
+    print(f"skinexp: serving {options['run']} ({served}) at http://{options['host']}:{port}/invocations with "
+          f"{workers} worker(s), at most {options['max_rows']} images of {options['max_pixels']} pixels in "
+          f"{options['max_body_mb']} MiB per request (ready in 10-30 s; Ctrl-C stops it)", flush=True)
+    os.environ.update(limits)
+    os.environ.update({"SKINEXP_SERVE_MAX_BODY_BYTES": str(body_bytes), "SKINEXP_SERVE_MODEL": local,
+                       "MLFLOW_TRACKING_URI": uri})
+    command = [sys.executable, "-m", "uvicorn", "--factory", "skinexp.tracking.endpoint:create_app",
+               "--host", options["host"], "--port", str(port), "--workers", str(workers)]
     os.execv(command[0], command)
     return 0

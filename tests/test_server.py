@@ -181,6 +181,79 @@ def test_server_starts_and_stops_leaving_no_process_behind():
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def _command_lines() -> dict[int, str]:
+    lines = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                lines[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+    return lines
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+@pytest.mark.slow
+def test_no_secret_on_any_command_line_and_the_server_folder_is_closed_to_others():
+    """Every process on the machine (the server, mlflow and its workers, PostgreSQL and what psql ran through): no
+    password or key in its command line. The folder, secrets, logs and a logged artifact: the server's alone. A
+    second server from the same folder is refused in one line and leaves the first one's database running."""
+    import json
+
+    from mlflow.tracking import MlflowClient
+
+    skip_without_server_deps()
+    folder = server_folder()
+    try:
+        running = TrackingServer(folder, free_port())
+        mlflow_pid = running.wait_ready()
+        root = folder / "runs" / "server"
+        keys = json.loads((root / "secrets.json").read_text())
+        secrets = [keys["postgres_password"], keys["mlflow_password"], keys["secret_key"], ADMIN_PASSWORD]
+        lines = _command_lines()
+        assert mlflow_pid in lines and postgres_pids(root / "postgres")
+        leaks = {pid: line[:200] for pid, line in lines.items() if any(secret in line for secret in secrets)}
+        assert not leaks, leaks
+        assert "--backend-store-uri" not in lines[mlflow_pid] and "postgresql://" not in " ".join(lines.values())
+
+        os.environ.update(login())
+        client = MlflowClient(running.url)
+        run = client.create_run(client.create_experiment("modes"))
+        client.log_text(run.info.run_id, "secret lesion", "notes/note.txt")
+        client.set_terminated(run.info.run_id)
+        artifacts = root / "artifacts"
+        logged = [path for path in artifacts.rglob("*")]
+        assert any(path.name == "note.txt" for path in logged)
+        if os.geteuid() == 0:  # the `postgres` account must pass through to its cluster, and may list nothing
+            import grp
+
+            assert _mode(root) == 0o710 and grp.getgrgid(root.stat().st_gid).gr_name == "postgres"
+        else:
+            assert _mode(root) == 0o700
+        assert _mode(artifacts) == 0o700
+        for path in logged:
+            assert _mode(path) == (0o700 if path.is_dir() else 0o600), path
+        for name in ("secrets.json", "basic_auth.ini", "mlflow.log", "postgres.log", "server.lock"):
+            assert _mode(root / name) == 0o600, name
+        assert not (root / ".initdb-password").exists()
+
+        second = TrackingServer(folder, free_port())
+        assert second.process.wait(timeout=120) == 2
+        lines_out = [line for line in second.output().splitlines() if line.strip()]
+        assert len(lines_out) == 1 and "another skinexp server runs from this folder" in lines_out[0], lines_out
+        assert f"locked by pid {running.process.pid}" in lines_out[0]
+        assert postgres_pids(root / "postgres") and alive(mlflow_pid)
+        import requests
+
+        assert requests.get(running.url + "/health", timeout=5).status_code == 200
+        assert running.stop() == 0, running.output()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("user", ["wrong password", "no login"])
 def test_wrong_or_missing_login_is_one_line_within_seconds_and_no_run(server, tmp_path, user):

@@ -154,3 +154,157 @@ def test_a_run_created_before_the_answer_was_lost_is_found_not_created_twice(clo
     assert len(attempts) == 1  # the second attempt looked first and found it
     (only,) = store.search_runs([experiment_id])
     assert only.info.run_id == run_id and START_TAG in only.data.tags
+
+
+# --- Idempotent retries against a real `mlflow server` behind a proxy that loses or delays answers (slow) ----------
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    """A real `mlflow server` (SQLite store, proxied artifacts) on 127.0.0.1, one worker, for the module."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from browser import free_port
+
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    mlflow = Path(sys.executable).with_name("mlflow")
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    with open(folder / "server.log", "w") as log:
+        process = subprocess.Popen([str(mlflow), "server", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
+                                    "--artifacts-destination", str(folder / "artifacts"), "--serve-artifacts",
+                                    "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                                   env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            assert process.poll() is None and time.monotonic() < deadline, (folder / "server.log").read_text()[-3000:]
+            time.sleep(0.5)
+        yield port
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+@pytest.fixture
+def lossy(mlflow_server, monkeypatch):
+    """A fresh proxy in front of the server with the client pointed at it: 60 s of retries, 3 s per request."""
+    import mlflow
+    from proxy import Proxy
+
+    proxy = Proxy(mlflow_server).start()
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")
+    mlflow.set_tracking_uri(proxy.url)
+    retry.configure(proxy.url, 60)
+    monkeypatch.setattr(retry._policy, "log", lambda line: None)
+    store = mlflow.MlflowClient(proxy.url)
+    proxy.experiment_id = store.create_experiment(f"lossy-{id(proxy)}")
+    proxy.store = store
+    yield proxy
+    while mlflow.active_run():
+        mlflow.end_run()
+    proxy.stop()
+    retry.configure("sqlite:///unused.db", 0)
+
+
+def _rule(proxy, method: str, path: str, action: str = "drop", seconds: float = 0.0):
+    from proxy import Rule
+
+    rule = Rule(method, path, action, seconds=seconds)
+    proxy.rules.append(rule)
+    return rule
+
+
+@pytest.mark.slow
+def test_a_lost_answer_to_a_sample_mask_upload_leaves_one_image_per_step(lossy):
+    import numpy as np
+
+    from skinexp.tracking import active
+
+    dropped = _rule(lossy, "PUT", "images/samples+step+2")
+    with active.run(lossy.experiment_id, "images") as run:
+        for step in (1, 2, 3):
+            active.log_image(np.full((16, 24, 3), 40 * step, np.uint8), key="samples", step=step)
+    assert dropped.hits == 1
+    names = sorted(item.path for item in lossy.store.list_artifacts(run.info.run_id, "images"))
+    assert len(names) == 6, names  # one .png and one +compressed.webp per step
+    for step in (1, 2, 3):
+        assert sum(f"samples+step+{step}+" in name for name in names) == 2, names
+    finished = lossy.store.get_run(run.info.run_id)
+    assert finished.info.status == "FINISHED" and finished.data.tags["mlflow.loggedImages"] == "True"
+
+
+@pytest.mark.slow
+def test_a_lost_answer_while_logging_models_and_bytes_leaves_one_of_each_and_a_finished_run(lossy, tmp_path):
+    import keras
+    import numpy as np
+
+    from skinexp.tracking import active, models
+
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(1, 1, activation="sigmoid")])
+    checkpoint = tmp_path / "best.keras"
+    model.save(checkpoint)
+    sample = np.zeros((1, 8, 8, 3), np.float32)
+    rules = [_rule(lossy, "PUT", "/artifacts/MLmodel"), _rule(lossy, "PUT", "/artifacts/MLmodel"),
+             _rule(lossy, "PUT", "data/val_masks.npz")]
+    with active.run(lossy.experiment_id, "models") as run:
+        active.log_keras_model(model, sample, model.predict(sample, verbose=0))
+        models.log_segmenter(checkpoint, 0.5)
+        active.log_bytes(b"masks", "data/val_masks.npz")
+    assert [rule.hits for rule in rules] == [1, 1, 1]
+    logged = lossy.store.search_logged_models([lossy.experiment_id],
+                                              f"source_run_id = '{run.info.run_id}'", max_results=10)
+    assert sorted(model.name for model in logged) == ["model", "segmenter"]
+    assert lossy.store.get_run(run.info.run_id).info.status == "FINISHED"
+    assert [item.path for item in lossy.store.list_artifacts(run.info.run_id, "data")] == ["data/val_masks.npz"]
+    import mlflow
+
+    segmenter = next(model for model in logged if model.name == "segmenter")
+    loaded = mlflow.pyfunc.load_model(f"models:/{segmenter.model_id}")
+    assert loaded.metadata.get_input_schema().input_names() == ["image"]
+
+
+@pytest.mark.slow
+def test_a_run_whose_creation_the_server_commits_late_is_one_run(lossy):
+    """The first create waits 5 s before it reaches the server; the client gives up after 3 s, finds no run and
+    creates one; then the first create lands. The experiment shows one run, FINISHED."""
+    import time
+
+    from skinexp.tracking import active
+
+    held = _rule(lossy, "POST", "/runs/create", action="hold", seconds=5)
+    with active.run(lossy.experiment_id, "slow") as run:
+        time.sleep(4)  # the held create reaches the server meanwhile
+    assert held.hits == 1
+    runs = lossy.store.search_runs([lossy.experiment_id])
+    assert [only.info.run_id for only in runs] == [run.info.run_id]
+    assert runs[0].info.status == "FINISHED"
+    from mlflow.entities import ViewType
+
+    every = lossy.store.search_runs([lossy.experiment_id], run_view_type=ViewType.ALL)
+    assert len(every) == 2
+    twin = next(other for other in every if other.info.run_id != run.info.run_id)
+    assert twin.info.lifecycle_stage == "deleted" and twin.data.tags["skinexp.duplicate_of"] == run.info.run_id
+
+
+@pytest.mark.slow
+def test_a_lost_answer_to_a_comparison_run_creation_is_one_comparison_run(lossy):
+    from skinexp.tracking import comparisons
+
+    dropped = _rule(lossy, "POST", "/runs/create")
+    run_id = comparisons.start_comparison_run(lossy.experiment_id, "compare", ["a", "b"])
+    comparisons.end_run(run_id)
+    assert dropped.hits == 1
+    runs = lossy.store.search_runs([lossy.experiment_id])
+    assert [run.info.run_id for run in runs] == [run_id]
+    assert runs[0].data.tags[comparisons.COMPARISON_TAG] == "true" and runs[0].info.status == "FINISHED"

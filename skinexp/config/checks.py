@@ -101,9 +101,46 @@ def check_train_section(train: Any) -> None:
     _non_negative(train, "train", ("sample_count", "early_stopping"))
 
 
+def redact_uri(uri: str) -> str:
+    """`uri` with the password of its user part (`scheme://user:password@host`) replaced by `***`."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(str(uri))
+    except ValueError:
+        return str(uri)
+    if "@" not in parts.netloc:
+        return str(uri)
+    host = parts.netloc.rpartition("@")[2]
+    user = f"{parts.username}:***" if parts.password is not None else "***"
+    return parts._replace(netloc=f"{user}@{host}").geturl()
+
+
+def check_no_credentials(uri: str, key: str = "tracking.uri") -> None:
+    """ConfigError when `uri` carries a password: it would land in params, tags, logs and `ps` for every reader of
+    the store, so logins come from the environment, which MLflow's clients read."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(str(uri))
+    except ValueError:
+        return
+    if "@" not in parts.netloc:  # a user alone may be a token too
+        return
+    if parts.scheme in ("http", "https"):
+        where = "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD instead"
+    elif parts.scheme.partition("+")[0] == "postgresql":
+        where = "put the password in PGPASSWORD or ~/.pgpass (libpq reads them) and leave it out of the URI"
+    else:
+        where = "pass the login through the environment instead"
+    raise ConfigError(f"{key} must not carry a login (it would be logged and shown to every reader of the store); "
+                      f"{where}. Received: {key}={redact_uri(uri)}")
+
+
 def check_train(cfg: Any) -> None:
     """The whole `train` config: each section, then what sections say about each other."""
     check_backend(cfg.train)  # first: an unknown KERAS_BACKEND would fail the first read of train.backend
+    check_no_credentials(cfg.tracking.uri)
     check_dataset(cfg.dataset)
     check_augment(cfg.augment)
     check_model(cfg.model, cfg.dataset.image_size)
@@ -120,6 +157,8 @@ def check_train(cfg: Any) -> None:
 def check_inference(cfg: Any) -> None:
     """The `evaluate` and `predict` configs (their keys are top-level)."""
     check_backend(cfg, prefix="")
+    if cfg.get("tracking") is not None:
+        check_no_credentials(cfg.tracking.uri)
     for key in ("run",) + (("input",) if "input" in cfg else ()):
         if OmegaConf.is_missing(cfg, key):
             raise ConfigError(f"{key}= is required. Received: no {key}")

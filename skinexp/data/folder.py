@@ -109,10 +109,29 @@ def _open(path: Path, what: str, draft_size: int = 0) -> tuple[Image.Image, tupl
             from None
 
 
+def to_rgb(image: Image.Image) -> np.ndarray:
+    """A decoded image as (H, W, 3) uint8 as it is meant to be seen: its EXIF orientation applied, 16-bit grayscale
+    scaled to 0..255 (not clipped to white), palette, CMYK, alpha and 1-bit converted; ValueError for 32-bit pixels.
+    The served segmenter (`skinexp.tracking.segmenter.to_rgb`) takes the same steps, so both give the same mask."""
+    from PIL import ImageOps
+
+    image = ImageOps.exif_transpose(image)
+    if image.mode.startswith("I;16"):
+        gray = np.rint(np.asarray(image).astype(np.float32) / 257.0).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if image.mode in ("I", "F"):
+        raise ValueError(f"{image.mode} pixels (32-bit) have no agreed 0..255 scale")
+    return np.asarray(image.convert("RGB") if image.mode != "RGB" else image)
+
+
 def read_rgb(path: Path) -> np.ndarray:
-    """One image file as (H, W, 3) uint8 at its stored size; DataError naming the file when it cannot be decoded."""
+    """One image file as (H, W, 3) uint8 (`to_rgb`: upright, 16-bit scaled); DataError naming the file when it
+    cannot be decoded."""
     image, _ = _open(path, "an image")
-    return np.asarray(image.convert("RGB"))
+    try:
+        return to_rgb(image)
+    except ValueError as error:
+        raise DataError(f"{path} could not be decoded as an image. Received: {error}") from None
 
 
 def decode_pair(pair: Pair, size: int, image_out: np.ndarray, mask_out: np.ndarray) -> Decoded:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from skinexp.data.types import Split
-from skinexp.outputs import refuse_existing
+from skinexp.outputs import refuse_existing, written_in_place
 
 NOTEBOOK_SPLITS = ("train", "val", "test")
 
@@ -21,15 +21,16 @@ def write_npy(splits: dict[str, Split], output: Path, overwrite: bool) -> list[P
     written = []
     for split, data in splits.items():
         images_path, masks_path = output / f"data_{split}.npy", output / f"mask_{split}.npy"
-        images = np.lib.format.open_memmap(images_path, mode="w+", dtype=np.uint8, shape=data.images.shape)
-        masks = np.lib.format.open_memmap(masks_path, mode="w+", dtype=np.uint8, shape=data.masks.shape[:3])
-        for start in range(0, len(data), 256):
-            part = slice(start, start + 256)
-            images[part] = data.images[part]
-            masks[part] = np.asarray(data.masks[part])[..., 0] * np.uint8(255)
-        images.flush()
-        masks.flush()
-        del images, masks
+        with written_in_place(images_path) as images_partial, written_in_place(masks_path) as masks_partial:
+            images = np.lib.format.open_memmap(images_partial, mode="w+", dtype=np.uint8, shape=data.images.shape)
+            masks = np.lib.format.open_memmap(masks_partial, mode="w+", dtype=np.uint8, shape=data.masks.shape[:3])
+            for start in range(0, len(data), 256):
+                part = slice(start, start + 256)
+                images[part] = data.images[part]
+                masks[part] = np.asarray(data.masks[part])[..., 0] * np.uint8(255)
+            images.flush()
+            masks.flush()
+            del images, masks
         written += [images_path, masks_path]
     for stale in set(every_name) - set(written):  # a split this set lacks must not linger from an older one
         stale.unlink(missing_ok=True)
@@ -50,8 +51,10 @@ def write_folder(data: Split, output: Path, overwrite: bool) -> None:
 
     def save(index: int) -> None:
         name = data.ids[index]
-        Image.fromarray(np.asarray(data.images[index])).save(output / "images" / f"{name}.png")
-        Image.fromarray(np.asarray(data.masks[index])[..., 0] * np.uint8(255)).save(output / "masks" / f"{name}.png")
+        with written_in_place(output / "images" / f"{name}.png") as partial:
+            Image.fromarray(np.asarray(data.images[index])).save(partial, format="PNG")
+        with written_in_place(output / "masks" / f"{name}.png") as partial:
+            Image.fromarray(np.asarray(data.masks[index])[..., 0] * np.uint8(255)).save(partial, format="PNG")
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(save, range(len(data))))

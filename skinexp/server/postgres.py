@@ -94,9 +94,7 @@ def create_once(root: Path, superuser_password: str) -> Path:
     data_dir.chmod(0o700)
     _give_to_owner(data_dir)
     password_file = root / ".initdb-password"  # initdb reads the superuser's password from a real file
-    password_file.write_text(superuser_password + "\n")
-    password_file.chmod(0o600)
-    _give_to_owner(password_file)
+    write_private(password_file, superuser_password + "\n", owner=OWNER if os.geteuid() == 0 else None)
     try:
         _run(_as_owner([str(bin_dir() / "initdb"), "-D", str(data_dir), "-U", "postgres", "-E", "UTF8",
                         f"--pwfile={password_file}", "--auth-host=scram-sha-256", "--auth-local=scram-sha-256",
@@ -106,6 +104,23 @@ def create_once(root: Path, superuser_password: str) -> Path:
     return data_dir
 
 
+def write_private(path: Path, text: str | None, owner: str | None = None) -> None:
+    """`text` into `path` (None: keep what it holds), readable by its owner alone from the moment the file exists
+    (created 0600, an older file's mode narrowed before anything is written); `owner` (as root) takes the file
+    before the secret goes in."""
+    truncate = os.O_TRUNC if text is not None else 0
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | truncate, 0o600)
+    try:
+        os.fchmod(descriptor, 0o600)
+        if owner is not None:
+            account = pwd.getpwnam(owner)
+            os.fchown(descriptor, account.pw_uid, account.pw_gid)
+        if text:
+            os.write(descriptor, text.encode())
+    finally:
+        os.close(descriptor)
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
@@ -113,9 +128,11 @@ def _free_port() -> int:
 
 
 def _psql(port: int, superuser_password: str, sql: str) -> str:
+    """`sql` through psql's stdin (a role's password in it stays off every command line `ps` shows); the superuser's
+    password through the environment, which only this user can read."""
     command = [str(bin_dir() / "psql"), "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1",
-               f"host=127.0.0.1 port={port} user=postgres dbname=postgres", "-c", sql]
-    return _run(command, "psql", env={**os.environ, "PGPASSWORD": superuser_password}).stdout.strip()
+               f"host=127.0.0.1 port={port} user=postgres dbname=postgres", "-f", "-"]
+    return _run(command, "psql", input=sql, env={**os.environ, "PGPASSWORD": superuser_password}).stdout.strip()
 
 
 def start(root: Path, superuser_password: str, role_password: str) -> Cluster:
@@ -126,8 +143,7 @@ def start(root: Path, superuser_password: str, role_password: str) -> Cluster:
         stop(data_dir)  # left running by a server that was killed
     port = _free_port()
     log = root / "postgres.log"
-    log.touch()
-    _give_to_owner(log)
+    write_private(log, None, owner=OWNER if os.geteuid() == 0 else None)
     options = f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories=''"
     # Its own session: a Ctrl-C in the server's terminal reaches the server, which stops the database in order.
     _run(_as_owner([pg_ctl, "start", "-D", str(data_dir), "-l", str(log), "-w", "-t", "60", "-o", options]),

@@ -5,9 +5,16 @@ under runs/server/postgres/, started and stopped with the server), artifacts pro
 `artifacts`, default runs/server/artifacts/), logins through MLflow's basic-auth app. The admin user is `admin` with
 the password in SKINEXP_SERVER_ADMIN_PASSWORD (required; MLflow's old default is refused). Ctrl-C or SIGTERM stops the
 server and the database it started, leaving no process behind.
+
+No secret goes on a command line (`ps` shows those to every local account): a database URI with a password comes
+from SKINEXP_SERVER_DATABASE, and reaches MLflow as MLFLOW_BACKEND_STORE_URI. runs/server/ is the server's alone (0700;
+0710 with group `postgres` as root, so that user reaches its cluster), and whatever the server writes is 0600/0700.
+One server per folder: a second one started there is refused while the first holds runs/server/server.lock.
 """
 from __future__ import annotations
 
+import fcntl
+import grp
 import json
 import os
 import secrets
@@ -24,6 +31,7 @@ from skinexp.errors import ConfigError, TrackingError
 from skinexp.options import free_port, parse_options, usage, wants_help
 
 ADMIN_PASSWORD_ENV = "SKINEXP_SERVER_ADMIN_PASSWORD"
+DATABASE_ENV = "SKINEXP_SERVER_DATABASE"
 ADMIN = "admin"
 LEGACY_DEFAULT_PASSWORD = "password1234"  # what basic_auth.ini shipped before MLflow 2.17 (GHSA-gq3w-7jj3-x7gr)
 SERVER_DIR = Path("runs/server")
@@ -68,10 +76,10 @@ def _secrets(root: Path) -> dict[str, str]:
     """Passwords of the private cluster and the key MLflow signs its forms with: made once, kept in one file."""
     path = root / "secrets.json"
     if path.is_file():
+        path.chmod(0o600)  # one written by an older skinexp
         return json.loads(path.read_text())
     values = {name: secrets.token_urlsafe(24) for name in ("postgres_password", "mlflow_password", "secret_key")}
-    path.touch(mode=0o600)
-    path.write_text(json.dumps(values, indent=1) + "\n")
+    postgres.write_private(path, json.dumps(values, indent=1) + "\n")
     return values
 
 
@@ -83,18 +91,18 @@ def _auth_config(root: Path, auth_database: str) -> Path:
     workers.
     """
     path = root / "basic_auth.ini"
-    path.touch(mode=0o600)
-    path.chmod(0o600)  # it holds the database password
-    path.write_text(f"[mlflow]\ndefault_permission = READ\ndatabase_uri = {auth_database}\n"
-                    f"admin_username = {ADMIN}\nauth_cache_ttl_seconds = 60\n"
-                    f"authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+    # 0600: it holds the database password.
+    postgres.write_private(path, f"[mlflow]\ndefault_permission = READ\ndatabase_uri = {auth_database}\n"
+                           f"admin_username = {ADMIN}\nauth_cache_ttl_seconds = 60\n"
+                           f"authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
     return path
 
 
-def _mlflow_command(backend: str, artifacts: Path, host: str, port: int, workers: int) -> list[str]:
+def _mlflow_command(artifacts: Path, host: str, port: int, workers: int) -> list[str]:
+    """`mlflow server`'s command line: no secret in it; the backend URI goes in MLFLOW_BACKEND_STORE_URI."""
     mlflow = Path(sys.executable).with_name("mlflow")
     launcher = [str(mlflow)] if mlflow.exists() else [sys.executable, "-m", "mlflow"]
-    return [*launcher, "server", "--app-name", "basic-auth", "--backend-store-uri", backend,
+    return [*launcher, "server", "--app-name", "basic-auth",
             "--artifacts-destination", str(artifacts), "--serve-artifacts", "--host", host, "--port", str(port),
             "--workers", str(workers)]
 
@@ -151,6 +159,59 @@ def stop_group(process: subprocess.Popen, timeout: float = 15) -> None:
     process.poll()
 
 
+def database_option(options: dict[str, str]) -> str:
+    """`database=` without a password, else SKINEXP_SERVER_DATABASE; ConfigError for a password on the command line
+    (every local account reads it with `ps`) or a URI that is not PostgreSQL's."""
+    from urllib.parse import urlsplit
+
+    from skinexp.config.checks import redact_uri
+
+    given = options["database"]
+    if given and urlsplit(given).password is not None:
+        raise ConfigError(f"server database must not carry its password on the command line (`ps` shows it to every "
+                          f"local account); put the URI in {DATABASE_ENV}, or the password in PGPASSWORD or ~/.pgpass. "
+                          f"Received: database={redact_uri(given)}")
+    database = given or os.environ.get(DATABASE_ENV, "")
+    if database and database.partition("://")[0].partition("+")[0] != "postgresql":
+        key = "database" if given else DATABASE_ENV
+        raise ConfigError(f"server {key} must be a PostgreSQL URI, postgresql://user:password@host:port/db. "
+                          f"Received: {key}={database.split('@')[-1]}")
+    return database
+
+
+def lock_folder(root: Path):
+    """An exclusive lock on `root` held while the returned file stays open; ConfigError when another server holds
+    it (it would stop that server's database and share its files)."""
+    path = root / "server.lock"
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    held = os.fdopen(descriptor, "r+")
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        other = held.read().strip() or "unknown"
+        held.close()
+        raise ConfigError(f"another skinexp server runs from this folder; stop it first, or start this one from "
+                          f"another folder. Received: {root} locked by pid {other}") from None
+    held.seek(0)
+    held.truncate()
+    held.write(f"{os.getpid()}\n")
+    held.flush()
+    return held
+
+
+def close_to_others(root: Path) -> None:
+    """runs/server: 0700, the server's alone; as root 0710 with group `postgres`, the one other account that must
+    pass through it (to its cluster under postgres/), and may list nothing in it."""
+    if os.geteuid() == 0:
+        try:
+            os.chown(root, 0, grp.getgrnam(postgres.OWNER).gr_gid)
+            root.chmod(0o710)
+            return
+        except KeyError:  # no postgres account: an external database
+            pass
+    root.chmod(0o700)
+
+
 class _Stop(Exception):
     """SIGINT or SIGTERM arrived: stop the server."""
 
@@ -167,18 +228,17 @@ def serve_command(args: list[str]) -> int:
     options = parse_options("server", args, DEFAULTS)
     host, port = options["host"], _number(options, "port", 1, 65535)
     workers = _number(options, "workers", 1, 64)
-    database = options["database"]
-    if database and database.partition("://")[0].partition("+")[0] != "postgresql":
-        raise ConfigError(f"server database must be a PostgreSQL URI, postgresql://user:password@host:port/db. "
-                          f"Received: database={database.split('@')[-1]}")
+    database = database_option(options)
     password = admin_password()
     _check_installed(bool(database))
     free_port("server", host, str(port))
     root = (Path.cwd() / SERVER_DIR).resolve()
-    root.mkdir(parents=True, exist_ok=True)
-    root.chmod(0o755)  # the `postgres` user reaches its cluster through it; the secrets in it are 0600
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    close_to_others(root)
+    lock = lock_folder(root)
     artifacts = (Path.cwd() / options["artifacts"]).resolve()
-    artifacts.mkdir(parents=True, exist_ok=True)
+    artifacts.mkdir(mode=0o700, parents=True, exist_ok=True)
+    artifacts.chmod(0o700)
     keys = _secrets(root)
 
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -194,15 +254,19 @@ def serve_command(args: list[str]) -> int:
             where = f"private cluster {cluster.data_dir} on 127.0.0.1:{cluster.port}"
         log = root / "mlflow.log"
         env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(_auth_config(root, auth_database)),
+               "MLFLOW_BACKEND_STORE_URI": backend,
                "MLFLOW_AUTH_ADMIN_PASSWORD": password, "MLFLOW_FLASK_SERVER_SECRET_KEY": keys["secret_key"],
                # Job execution only serves MLflow's GenAI features; off, the server starts twice as fast.
                "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": os.environ.get("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")}
         print(f"skinexp: starting the tracking server on {url} (PostgreSQL: {where}; artifacts: {artifacts}; "
               f"log: {log}); it answers in 15-30 s", flush=True)
+        env.pop(DATABASE_ENV, None)
+        postgres.write_private(log, None)
+        # umask 077: every artifact, folder and log the server makes is its own account's alone.
         with open(log, "a") as log_file:
-            process = subprocess.Popen(_mlflow_command(backend, artifacts, host, port, workers), env=env,
+            process = subprocess.Popen(_mlflow_command(artifacts, host, port, workers), env=env,
                                        stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
+                                       start_new_session=True, umask=0o077)
         _wait_ready(process, url, log)
         _check_admin_login(url, password)
         print(f"skinexp: tracking server ready at {url} (mlflow pid {process.pid}); clients: tracking.uri={url} "
@@ -223,3 +287,4 @@ def serve_command(args: list[str]) -> int:
             postgres.stop(root / "postgres")  # also when a signal came while it was starting
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        lock.close()

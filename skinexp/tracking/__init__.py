@@ -37,6 +37,7 @@ from skinexp.tracking.fold_runs import is_sweep, training_children
 from skinexp.tracking.models import (
     SEGMENTER,
     dataset_source,
+    local_model,
     log_dataset_inputs,
     log_segmenter,
     model_version,

@@ -48,7 +48,11 @@ def process_tags() -> dict[str, str]:
 
 def create_once(experiment_id: str, create: Callable[[dict[str, str]], T], found: Callable[[str], T]) -> T:
     """`create(tags)` (which creates a run carrying `tags`) through `retry.call`, without creating it twice: when an
-    attempt fails, the next looks for a run carrying the same token first and hands its id to `found`."""
+    attempt fails, the next looks for a run carrying the same token first and hands its id to `found`.
+
+    An attempt that timed out may still be committed later (a slow server, not a lost one): after a failed attempt
+    the run is remembered, and `retire_duplicates` (at creation and when the run ends) deletes any other run that
+    carries its token, so the experiment shows one run."""
     token = {START_TAG: uuid.uuid4().hex}
     attempts: list[bool] = []
 
@@ -60,7 +64,34 @@ def create_once(experiment_id: str, create: Callable[[dict[str, str]], T], found
         attempts.append(True)
         return create(token)
 
-    return retry.call(attempt, what=f"creating a run in experiment {experiment_id}")
+    result = retry.call(attempt, what=f"creating a run in experiment {experiment_id}")
+    if len(attempts) > 1:
+        run_id = result if isinstance(result, str) else result.info.run_id
+        _uncertain[run_id] = (experiment_id, token[START_TAG])
+        retire_duplicates(run_id)
+    return result
+
+
+_uncertain: dict[str, tuple[str, str]] = {}  # run id -> (experiment, token) of runs whose creation was retried
+
+
+def retire_duplicates(run_id: str) -> int:
+    """Delete the runs a retried creation of `run_id` made besides it (they carry its token); how many. Runs created
+    in one attempt have none and cost no call."""
+    if run_id not in _uncertain:
+        return 0
+    experiment_id, token = _uncertain[run_id]
+    mlflow_client = client()
+    twins = retry.call(mlflow_client.search_runs, [experiment_id], f"tags.`{START_TAG}` = '{token}'",
+                       max_results=50, what="looking for a run created twice")
+    retired = 0
+    for twin in twins:
+        if twin.info.run_id != run_id:
+            retry.call(mlflow_client.set_tag, twin.info.run_id, "skinexp.duplicate_of", run_id)
+            retry.call(mlflow_client.set_terminated, twin.info.run_id, "KILLED")
+            retry.call(mlflow_client.delete_run, twin.info.run_id, what="deleting a run created twice")
+            retired += 1
+    return retired
 
 
 def source_tags() -> dict[str, str]:
@@ -140,6 +171,9 @@ def _finish(status: str) -> None:
     """End the active run with `status`: off this process's run stack at once, on the server with retries."""
     run_id = mlflow.active_run().info.run_id
     ended: list[bool] = []
+    if not retry.server_gone():
+        with contextlib.suppress(Exception):  # a twin a slow server committed after the run began
+            retire_duplicates(run_id)
 
     def end() -> None:
         if not ended:
@@ -175,9 +209,26 @@ def log_metrics(metrics: dict[str, float], step: int) -> None:
 
 
 def log_image(image, key: str, step: int) -> None:
-    """An image series the UI shows with a step slider (uploaded before returning, so a failure is seen here)."""
-    retry.call(mlflow.log_image, image, key=key, step=step, timestamp=int(time.time() * 1000), synchronous=True,
-               what="logging an image")
+    """An image series the UI shows with a step slider, as `mlflow.log_image(key=, step=)` lays it out
+    (`images/<key>+step+<step>+timestamp+<ms>+<id>.png` and a `+compressed.webp` preview), but under names fixed by
+    the run, key and step (MLflow draws a fresh uuid per call): a retried upload replaces its own file instead of
+    adding a second image at that step."""
+    import tempfile
+
+    import numpy as np
+    from mlflow.tracking.multimedia import compress_image_size, convert_to_pil_image
+    from PIL import Image
+
+    run_id = mlflow.active_run().info.run_id
+    picture = image if isinstance(image, Image.Image) else convert_to_pil_image(np.asarray(image))
+    fixed_id = uuid.uuid5(uuid.NAMESPACE_URL, f"skinexp:{run_id}/{key}/{step}")
+    name = f"{key.replace('/', '~')}+step+{step}+timestamp+{int(time.time() * 1000)}+{fixed_id}"
+    with tempfile.TemporaryDirectory(prefix="skinexp-image-") as scratch:
+        picture.save(Path(scratch) / f"{name}.png")
+        compress_image_size(picture).save(Path(scratch) / f"{name}+compressed.webp")
+        for file in (f"{name}.png", f"{name}+compressed.webp"):
+            retry.call(mlflow.log_artifact, str(Path(scratch) / file), "images", what="logging an image")
+    set_tags({"mlflow.loggedImages": True})
 
 
 def log_figure(figure, artifact_file: str) -> None:
@@ -200,7 +251,7 @@ def log_bytes(data: bytes, artifact_file: str) -> None:
     with tempfile.TemporaryDirectory(prefix="skinexp-artifact-") as scratch:
         path = Path(scratch) / name
         path.write_bytes(data)
-        mlflow.log_artifact(str(path), folder or None)
+        retry.call(mlflow.log_artifact, str(path), folder or None, what="logging an artifact")
 
 
 def set_tags(tags: dict[str, Any]) -> None:
@@ -216,8 +267,34 @@ def log_keras_model(model, sample_images, sample_predictions) -> None:
 
     signature = infer_signature(sample_images, sample_predictions)
     requirements = [f"{name}=={metadata.version(name)}" for name in ("keras", "mlflow", *backend_packages())]
-    retry.call(mlflow.keras.log_model, model, name="model", signature=signature, pip_requirements=requirements,
-               what="logging the model")
+    log_model_once(mlflow.keras.log_model, "model", model, signature=signature, pip_requirements=requirements)
+
+
+def log_model_once(log: Callable[..., Any], name: str, *args, **kwargs) -> Any:
+    """`log(*args, name=name, **kwargs)` (an MLflow flavor's `log_model`) into the active run through `retry.call`,
+    leaving one logged model of that name: an attempt after a failed one first looks for the model the failed one
+    created. A READY one was logged whole (only the answer was lost) and is the result; one left PENDING or FAILED
+    (its upload cut short) is deleted before the model is logged again. (MLflow's `model_id=` cannot finish it: the
+    run's output link it adds again is refused as a duplicate.)"""
+    from mlflow.entities import LoggedModelStatus
+
+    active = mlflow.active_run()
+    attempts: list[bool] = []
+
+    def attempt() -> Any:
+        if attempts:
+            mlflow_client = client()
+            earlier = mlflow_client.search_logged_models(
+                [active.info.experiment_id], f"source_run_id = '{active.info.run_id}' AND name = '{name}'")
+            for model in earlier:
+                if model.status == LoggedModelStatus.READY:
+                    return model
+            for model in earlier:
+                mlflow_client.delete_logged_model(model.model_id)
+        attempts.append(True)
+        return log(*args, name=name, **kwargs)
+
+    return retry.call(attempt, what=f"logging the {name} model")
 
 
 def backend_packages() -> list[str]:

@@ -9,7 +9,7 @@ from typing import Optional
 import mlflow
 
 import skinexp.tracking.retry as retry
-from skinexp.tracking.active import process_tags, source_tags
+from skinexp.tracking.active import create_once, process_tags, retire_duplicates, source_tags
 from skinexp.tracking.registry import SWEEP_TAG, child_runs, find_sweep
 from skinexp.tracking.store import TrackingError, client
 
@@ -56,10 +56,13 @@ def log_files(run_id: str, folder: Path, artifact_path: str) -> None:
 def start_comparison_run(experiment_id: str, name: str, compared: list[str]) -> str:
     """A FINISHED run that holds a comparison across sweeps or an experiment, naming the runs it compared."""
     mlflow_client = client()
-    run = retry.call(mlflow_client.create_run, experiment_id, run_name=name, what="logging the comparison", tags={
-        COMPARISON_TAG: "true", "skinexp.compared_runs": ",".join(compared)[:5000], **source_tags(), **process_tags()})
-    return run.info.run_id
+    tags = {COMPARISON_TAG: "true", "skinexp.compared_runs": ",".join(compared)[:5000], **source_tags(),
+            **process_tags()}
+    # A creation token, as training runs carry: a retried creation finds the run the lost answer made.
+    return create_once(experiment_id, lambda token: mlflow_client.create_run(
+        experiment_id, run_name=name, tags={**tags, **token}).info.run_id, lambda run_id: run_id)
 
 
 def end_run(run_id: str) -> None:
+    retire_duplicates(run_id)
     retry.call(client().set_terminated, run_id, "FINISHED", what="logging the comparison")

@@ -12,7 +12,7 @@ from mlflow.entities import Dataset, DatasetInput, InputTag
 
 import skinexp.tracking.retry as retry
 from skinexp.errors import ConfigError, TrackingError
-from skinexp.tracking.active import backend_packages, installed
+from skinexp.tracking.active import backend_packages, installed, log_model_once
 from skinexp.tracking.store import client
 
 SEGMENTER = "segmenter"  # the logged model's name: image files in, mask PNGs out
@@ -36,10 +36,9 @@ def log_segmenter(checkpoint: Path, threshold: float, keep_largest: bool = False
     requirements = [f"{name}=={metadata.version(name)}" for name in packages if installed(name)]
     with warnings.catch_warnings():  # MLflow's advice to log an input example: the signature says it all
         warnings.filterwarnings("ignore", message=r"(?s).*input example", category=UserWarning)
-        mlflow.pyfunc.log_model(name=SEGMENTER, python_model=str(SEGMENTER_CODE),
-                                artifacts={"keras_model": str(checkpoint)}, signature=signature,
-                                pip_requirements=requirements,
-                                model_config={"threshold": float(threshold), "keep_largest": bool(keep_largest)})
+        log_model_once(mlflow.pyfunc.log_model, SEGMENTER, python_model=str(SEGMENTER_CODE),
+                       artifacts={"keras_model": str(checkpoint)}, signature=signature, pip_requirements=requirements,
+                       model_config={"threshold": float(threshold), "keep_largest": bool(keep_largest)})
 
 
 def dataset_source(dataset_cfg) -> str:
@@ -169,3 +168,14 @@ def serving_uri(run) -> str:
         raise TrackingError(f"the run logged no segmenter model to serve (train with tracking.log_model=true). "
                             f"Received: run={run.info.run_id}")
     return f"models:/{model.model_id}"
+
+
+def local_model(model_uri: str) -> str:
+    """The model at `model_uri` (models:/...) downloaded to a local folder, as `mlflow models serve` does first."""
+    from mlflow.tracking.artifact_utils import _download_artifact_from_uri
+
+    try:
+        return _download_artifact_from_uri(model_uri)
+    except mlflow.exceptions.MlflowException as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise TrackingError(f"cannot download the model to serve: {first_line}. Received: {model_uri}") from None

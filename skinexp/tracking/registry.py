@@ -12,7 +12,7 @@ import mlflow
 from omegaconf import DictConfig, OmegaConf
 
 import skinexp.tracking.retry as retry
-from skinexp.tracking.active import create_once, flatten, log_metrics, process_tags, source_tags
+from skinexp.tracking.active import create_once, flatten, log_metrics, process_tags, retire_duplicates, source_tags
 from skinexp.tracking.store import TrackingError, client
 
 PARENT_RUN_ENV = "SKINEXP_PARENT_RUN_ID"  # how sweep jobs find their parent run (MLFLOW_RUN_ID would resume it)
@@ -42,6 +42,7 @@ def finish_parent_run(parent_run_id: str, metrics: dict[str, float], tags: dict[
         retry.call(mlflow_client.set_tag, parent_run_id, key, str(value))
     for artifact_file, text in texts.items():
         retry.call(mlflow_client.log_text, parent_run_id, text, artifact_file)
+    retire_duplicates(parent_run_id)
     retry.call(mlflow_client.set_terminated, parent_run_id, status)
 
 

@@ -10,6 +10,7 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 import skinexp.tracking.retry as retry
+from skinexp.config.checks import check_no_credentials
 from skinexp.errors import TrackingError
 
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
@@ -30,8 +31,10 @@ for _logger in ("mlflow.store.db.utils", "alembic.runtime.migration"):
     logging.getLogger(_logger).setLevel(logging.WARNING)
 
 
-def resolve_uri(uri: str, base_dir: Path) -> str:
-    """Make a relative SQLite or file store absolute against `base_dir` (the directory the user ran from)."""
+def resolve_uri(uri: str, base_dir: Path, key: str = "tracking.uri") -> str:
+    """Make a relative SQLite or file store absolute against `base_dir` (the directory the user ran from);
+    ConfigError for a URI that carries a password (every command's store passes through here)."""
+    check_no_credentials(uri, key)
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         return "sqlite:///" + str((base_dir / uri[len("sqlite:///"):]).resolve())
     if "://" not in uri:
@@ -50,7 +53,7 @@ def open_existing_store(tracking_cfg, base_dir: Path) -> None:
 
 def open_store_uri(uri: str, base_dir: Path, key: str) -> str:
     """Point MLflow at the store `uri` to read it (compare, runs); TrackingError when a local store is not there."""
-    resolved = resolve_uri(uri, base_dir)
+    resolved = resolve_uri(uri, base_dir, key)
     if resolved.startswith("sqlite:///") and not Path(resolved[len("sqlite:///"):]).is_file():
         raise TrackingError(f"no MLflow store here; train first or pass {key}=. Received: {key}={uri}")
     if _is_remote(resolved):
