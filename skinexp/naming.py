@@ -6,9 +6,12 @@ from __future__ import annotations
 
 MAX_LENGTH = 50
 # The one list of keys that are not a config, shared by run names, comparison groups and leaderboards.
-# Bookkeeping: where things are logged or kept, how verbosely, which run to continue.
+# Bookkeeping: where things are logged or kept, how verbosely, which run to continue, and what a run derived
+# from its config (the steps a budget resolved to, FLOPs per image, the budget probe's timings).
 BOOKKEEPING_PREFIXES = ("hydra", "tracking.", "hparams_search", "resume", "rerun_of", "train.verbose",
-                        "train.sample_", "dataset.cache", "dataset.root", "dataset=")
+                        "train.sample_", "dataset.cache", "dataset.root", "dataset=", "train.budget_kind",
+                        "training_gflop_per_image", "budget_probe_")
+DERIVED_KEYS = ("train.steps",)  # exact: train.steps_per_execution is a key of its own
 # Repeats of one config: named in a run's name, pooled within a comparison group.
 REPEAT_KEYS = ("train.seed", "dataset.fold")
 # How a run executed, not what it learned: groups that differ only here get a warning.
@@ -17,7 +20,8 @@ EXECUTION_KEYS = ("train.backend", "train.jit_compile", "train.steps_per_executi
 
 
 def is_bookkeeping(key: str) -> bool:
-    return key.lstrip("+~").startswith(BOOKKEEPING_PREFIXES)
+    key = key.lstrip("+~")
+    return key.startswith(BOOKKEEPING_PREFIXES) or key.partition("=")[0] in DERIVED_KEYS
 
 
 def override_key(override: str) -> str:
