@@ -73,6 +73,7 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
     from skinexp.callbacks import DeferInterrupts, DivergenceGuard, EpochLogger, EpochState, Interrupts, SampleMasks
     from skinexp.data.pipeline import make_dataset
     from skinexp.inference import predict_probabilities
+    from skinexp.models.deep_supervision import DeepSupervision  # also registers it, for resuming from last.keras
 
     precision, decided_by = runtime.resolve_precision(cfg.train.precision, backend)
     if cfg.train.precision == Precision.auto:
@@ -157,6 +158,9 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
             val_iou = history.get("val_iou", [float("nan")])
             best_epoch = int(np.nanargmax(val_iou)) + 1 if not np.all(np.isnan(val_iou)) else 0
             best_model = keras.models.load_model(best_path, compile=False)
+            if isinstance(best_model, DeepSupervision):  # logged, registered and served: the U-Net without its heads
+                best_model = best_model.network
+                best_model.save(best_path)
             probabilities = predict_probabilities(best_model, splits.val.images, train_cfg.batch_size)
             threshold, threshold_iou = best_threshold(probabilities, splits.val.masks)
             tracking.log_metrics({"best_val_iou": float(np.nanmax(val_iou)), "best_epoch": best_epoch,
