@@ -1,6 +1,8 @@
 """The U-Net builder: the notebook's parameter count, shapes, and how depth/filters/options change them."""
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -225,3 +227,57 @@ def test_a_deeply_supervised_run_logs_the_u_net_without_its_heads(main, tmp_path
     with zipfile.ZipFile(checkpoint) as archive:
         config = archive.read("config.json").decode()
     assert '"class_name": "Functional"' in config[:200] and "aux2" not in config and "DeepSupervision" not in config
+
+
+# Trains each option in TRAINED for two steps on JAX, saves and loads it, and prints what it found as JSON.
+JAX_SCRIPT = """
+import json, sys, tempfile
+from pathlib import Path
+import keras, numpy as np
+from skinexp import runtime
+from skinexp.config.compose import compose
+from skinexp.train import _build_compiled
+rng = np.random.default_rng(0)
+images = rng.integers(0, 256, (8, 32, 32, 3)).astype("float32")
+masks = (images[..., :1] > 127).astype("float32")
+found = {}
+for option, overrides in json.loads(sys.argv[1]).items():
+    cfg = compose("train", ["dataset.image_size=32", "model.depth=2", "model.filters=4", "train.epochs=1",
+                            "optim.lr=1e-3", *overrides])
+    runtime.configure_runtime(cfg.train, 0)  # as training does: keeps TensorFlow out of a JAX process
+    model = _build_compiled(cfg, steps_per_epoch=2)
+    loss = model.fit(images, masks, batch_size=4, epochs=1, verbose=0).history["loss"][0]
+    path = Path(tempfile.mkdtemp()) / "last.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    loaded.fit(images[:4], masks[:4], batch_size=4, epochs=1, verbose=0)
+    served = getattr(model, "network", model)
+    served.save(path.with_name("best.keras"))
+    served = keras.models.load_model(path.with_name("best.keras"), compile=False)
+    found[option] = {"parameters": loaded.count_params(), "loss": float(loss), "outputs": len(served.outputs),
+                     "same": bool(np.allclose(served.predict(images, verbose=0), model.predict(images, verbose=0),
+                                              atol=1e-5))}
+print(json.dumps({"found": found, "tensorflow": "tensorflow" in sys.modules}))
+"""
+
+
+@pytest.mark.jax
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed (make install-jax)")
+def test_each_option_trains_saves_and_loads_on_jax():
+    import json
+    import os
+    import subprocess
+    import sys
+
+    options = {option: OPTIONS[option][0] for option in TRAINED}
+    env = {**{key: value for key, value in os.environ.items() if key != "KERAS_BACKEND"}, "KERAS_BACKEND": "jax",
+           "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-c", JAX_SCRIPT, json.dumps(options)], capture_output=True, text=True,
+                            timeout=900, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["tensorflow"] is False
+    for option in TRAINED:
+        found = report["found"][option]
+        assert found["parameters"] == OPTIONS[option][1] and np.isfinite(found["loss"]), option
+        assert found["outputs"] == 1 and found["same"], option
