@@ -80,6 +80,7 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
                                    StopAtStep)
     from skinexp.data.pipeline import make_dataset
     from skinexp.inference import predict_probabilities
+    from skinexp.models.deep_supervision import DeepSupervision  # also registers it, for resuming from last.keras
 
     precision, decided_by = runtime.resolve_precision(cfg.train.precision, backend)
     if cfg.train.precision == Precision.auto:
@@ -176,6 +177,9 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
             val_iou = history.get("val_iou", [])
             best_val_iou = float(val_iou[best_epoch - 1]) if best_epoch else float("nan")
             best_model = keras.models.load_model(best_path, compile=False)
+            if isinstance(best_model, DeepSupervision):  # logged, registered and served: the U-Net without its heads
+                best_model = best_model.network
+                best_model.save(best_path)
             probabilities = predict_probabilities(best_model, splits.val.images, train_cfg.batch_size)
             threshold, threshold_iou = best_threshold(probabilities, splits.val.masks)
             image_means = _log_validation_images(splits.val, probabilities, threshold)

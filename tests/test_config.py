@@ -27,7 +27,8 @@ def test_defaults_compose_with_contract_keys(compose):
     check_train(cfg)
 
 
-@pytest.mark.parametrize("group", ["optim=adamw", "optim=sgd", "loss=dice", "loss=bce_dice", "model=unet_seed"])
+@pytest.mark.parametrize("group", ["optim=adamw", "optim=sgd", "loss=dice", "loss=bce_dice", "model=unet_seed",
+                                   "model=unet_light"])
 def test_group_options_compose(compose, group):
     check_train(compose("train", [group]))
 
@@ -66,6 +67,10 @@ def test_rejected_values_name_key_and_value(compose, override, key, received):
     ("train.strategy=tpu", "default, mirrored"),
     ("dataset.cache=ram", "memory, disk"),
     ("train.checkpoint_monitor=val_dic", "val_dice"),  # a typo fails at composition, not after training
+    ("model.block=dense", "plain, residual"),
+    ("model.attention=self", "none, gate"),
+    ("model.conv=depthwise", "standard, separable"),
+    ("model.norm=layer", "none, batch, group"),
 ])
 def test_a_bad_choice_fails_at_composition_with_the_allowed_values(compose, override, allowed):
     with pytest.raises(ConfigError) as error:
@@ -109,6 +114,10 @@ def test_builders_raise_on_an_unknown_name_instead_of_a_default(build, section):
     ("trian.epochs=3", "trian.epochs is not a config key; did you mean train.epochs? Received: trian.epochs=3"),
     ("optim=rmsprop", "optim has no option rmsprop; choose one of adam, adamw, sgd. Received: optim=rmsprop"),
     ("model.filters=abc", "model.filters must be an integer. Received: model.filters=abc"),
+    ("model.deep_supervision=maybe", "model.deep_supervision must be true or false. Received: "
+                                     "model.deep_supervision=maybe"),
+    ("model.widths=8", "model.widths must be a list, e.g. [8,16,32]. Received: model.widths=8"),
+    ("model.widths=[8,a]", "model.widths must be a list of integers. Received: model.widths=[8,a]"),
 ])
 def test_typos_are_answered_in_one_line(compose, override, message):
     with pytest.raises(ConfigError) as error:
@@ -122,6 +131,48 @@ def test_depth_must_leave_a_2x2_bottleneck(compose):
         check_train(compose("train", ["dataset.image_size=64", "model.depth=6"]))
     with pytest.raises(ConfigError, match="model.depth=4 with dataset.image_size=72"):
         check_train(compose("train", ["dataset.image_size=72", "model.depth=4"]))
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["model.widths=[8,16]"], "model.widths must hold model.depth + 1 = 5 widths (the encoder levels, then the "
+     "bottleneck). Received: model.widths=[8, 16] (2 widths) with model.depth=4"),
+    (["model.widths=[8,0,16]", "model.depth=2"], "model.widths must all be positive. Received: model.widths=[8, 0, 16]"),
+    (["model.batchnorm=true", "model.norm=group"], "model.batchnorm=true means model.norm=batch: set only one of them."
+     " Received: model.batchnorm=true with model.norm=group"),
+    (["model.norm=group", "model.filters=4"], "model.groups must divide every width for model.norm=group. "
+     "Received: model.groups=8 with widths 4, 8, 16, 32, 64 (model.filters=4 doubled)"),
+    (["model.norm=group", "model.groups=4", "model.widths=[8,16,24,32,50]"], "model.groups must divide every width "
+     "for model.norm=group. Received: model.groups=4 with widths 8, 16, 24, 32, 50 (model.widths)"),
+    (["model.groups=0"], "model.groups must be positive. Received: model.groups=0"),
+    (["model.deep_supervision=true", "model.depth=1"], "model.deep_supervision needs model.depth >= 2 (its heads sit "
+     "on the decoder levels below full resolution). Received: model.deep_supervision=true with model.depth=1"),
+])
+def test_model_options_that_cannot_work_together_are_refused_in_one_line(compose, overrides, message):
+    with pytest.raises(ConfigError) as error:
+        check_train(compose("train", overrides))
+    assert str(error.value) == message
+
+
+@pytest.mark.parametrize("overrides", [
+    ["model.batchnorm=true", "model.norm=batch"],  # the same thing said twice
+    ["model.norm=group", "model.groups=4", "model.widths=[8,16,24,32,48]"],
+    ["model=unet_light", "dataset.image_size=256"],
+    ["model.block=residual", "model.attention=gate", "model.conv=separable", "model.deep_supervision=true"],
+])
+def test_model_options_that_work_together_pass(compose, overrides):
+    check_train(compose("train", overrides))
+
+
+def test_the_normalisation_and_widths_the_builder_reads(compose):
+    from skinexp.config.checks import model_norm, model_widths
+
+    def model(*overrides):
+        return compose("train", list(overrides)).model
+
+    assert model_norm(model("model.batchnorm=true")) == "batch" and model_norm(model()) == "none"
+    assert model_norm(model("model.norm=group")) == "group"
+    assert model_widths(model("model.filters=8", "model.depth=3")) == [8, 16, 32, 64]
+    assert model_widths(model("model.filters=8", "model.depth=2", "model.widths=[3,5,7]")) == [3, 5, 7]
 
 
 def test_experiment_works_without_and_with_the_plus(compose, main, tmp_path):
@@ -162,6 +213,8 @@ REJECTED = [
     ("model.fliters=8", "fliters"),  # an unknown key
     ("optim=rmsprop", "rmsprop"),  # an unknown group option
     ("train.checkpoint_monitor=val_dic", "val_dic"),
+    ("model.block=dense", "plain, residual"),  # a choice the schema refuses
+    ("model.widths=[8,16]", "model.widths=[8, 16] (2 widths) with model.depth=4"),  # a check refuses
 ]
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from skinexp.config.schema import Backend, CacheKind, DatasetName
+from skinexp.config.schema import Backend, CacheKind, DatasetName, Norm
 from skinexp.errors import ConfigError
 
 AUGMENT_LIMITS = {"affine": 0.5, "color": 1.0}  # the Keras layers' valid ranges
@@ -53,15 +53,49 @@ def check_dataset(dataset: Any) -> None:
                           f"Received: dataset.cache_dir={dataset.cache_dir!r}")
 
 
+def model_widths(model: Any) -> list[int]:
+    """The U-Net's widths, encoder levels first, then the bottleneck (`depth + 1` of them): `model.widths` when
+    set, else `model.filters` doubled at each level. The decoder level i uses the width of encoder level i."""
+    if model.widths is not None:
+        return [int(width) for width in model.widths]
+    return [model.filters * 2**level for level in range(model.depth + 1)]
+
+
+def model_norm(model: Any) -> Norm:
+    """The normalisation inside the blocks: `model.norm`, or `batch` where the older `model.batchnorm=true` says
+    so (`check_model` refuses `batchnorm=true` beside `norm=group`)."""
+    return Norm.batch if model.batchnorm else Norm(str(model.norm))
+
+
 def check_model(model: Any, image_size: int) -> None:
     """`model`, against the image size it will see."""
-    _positive(model, "model", ("filters", "depth"))
+    _positive(model, "model", ("filters", "depth", "groups"))
     if not 0 <= model.dropout < 1:
         raise ConfigError(f"model.dropout must be in [0, 1). Received: model.dropout={model.dropout}")
     if image_size % (2**model.depth) or image_size // (2**model.depth) < 2:
         raise ConfigError(
             "model.depth must divide dataset.image_size by 2^depth and leave at least 2x2 pixels at the "
             f"bottleneck. Received: model.depth={model.depth} with dataset.image_size={image_size}")
+    if model.widths is not None:
+        widths = list(model.widths)
+        if len(widths) != model.depth + 1:
+            raise ConfigError(
+                f"model.widths must hold model.depth + 1 = {model.depth + 1} widths (the encoder levels, then the "
+                f"bottleneck). Received: model.widths={widths} ({len(widths)} widths) with model.depth={model.depth}")
+        if min(widths) <= 0:
+            raise ConfigError(f"model.widths must all be positive. Received: model.widths={widths}")
+    if model.batchnorm and model.norm not in (Norm.none, Norm.batch):
+        raise ConfigError("model.batchnorm=true means model.norm=batch: set only one of them. "
+                          f"Received: model.batchnorm=true with model.norm={model.norm}")
+    widths = model_widths(model)
+    if model_norm(model) == Norm.group and any(width % model.groups for width in widths):
+        source = "model.widths" if model.widths is not None else f"model.filters={model.filters} doubled"
+        raise ConfigError(
+            f"model.groups must divide every width for model.norm=group. Received: model.groups={model.groups} "
+            f"with widths {', '.join(map(str, widths))} ({source})")
+    if model.deep_supervision and model.depth < 2:
+        raise ConfigError("model.deep_supervision needs model.depth >= 2 (its heads sit on the decoder levels below "
+                          f"full resolution). Received: model.deep_supervision=true with model.depth={model.depth}")
 
 
 def check_optim(optim: Any) -> None:

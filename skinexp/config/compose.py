@@ -56,11 +56,13 @@ def explain(error: BaseException, config_name: str, overrides: list[str]) -> str
     if choice and allowed:
         key = choice.group(1).lstrip("+~").partition("=")[0]
         return f"{key} must be one of {allowed.group(1)}. Received: {choice.group(1)}"
-    converted = re.search(r"could not be converted to (\w+)", text)
+    converted = re.search(r"could not be converted to (\w+)|is not a valid (bool)|is not a (ListConfig)", text)
     if choice and converted:
-        key = choice.group(1).lstrip("+~").partition("=")[0]
-        kind = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false"}.get(converted.group(1),
-                                                                                          converted.group(1))
+        key, _, value = choice.group(1).lstrip("+~").partition("=")
+        kind = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false", "bool": "true or false",
+                "ListConfig": "a list, e.g. [8,16,32]"}.get(next(filter(None, converted.groups())), converted.group(0))
+        if value.startswith("["):  # an element of a list
+            kind = {"an integer": "a list of integers", "a number": "a list of numbers"}.get(kind, kind)
         return f"{key} must be {kind}. Received: {choice.group(1)}"
     option = re.search(r"Could not find '([^'/]+(?:/[^'/]+)*)/([^'/]+)'", text)
     options = re.search(r"Available options in '[^']+':\s*\n((?:\s+\S+\n?)+)", text)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Optional
+from typing import List, Optional
 
 from omegaconf import MISSING
 
@@ -38,6 +38,27 @@ class CacheKind(Choice):
 class Upsample(Choice):
     upsampling = "upsampling"  # UpSampling2D then a 2x2 convolution
     transpose = "transpose"  # Conv2DTranspose
+
+
+class Block(Choice):
+    plain = "plain"  # two 3x3 convolutions
+    residual = "residual"  # the same two, added to an identity shortcut (a 1x1 convolution where widths differ)
+
+
+class Attention(Choice):
+    none = "none"
+    gate = "gate"  # an additive attention gate on each skip connection (Oktay et al. 2018)
+
+
+class ConvKind(Choice):
+    standard = "standard"  # Conv2D 3x3
+    separable = "separable"  # SeparableConv2D 3x3: a depthwise 3x3, then a pointwise 1x1
+
+
+class Norm(Choice):
+    none = "none"
+    batch = "batch"  # BatchNormalization before each ReLU of a block
+    group = "group"  # GroupNormalization (model.groups groups) before each ReLU of a block
 
 
 class OptimName(Choice):
@@ -132,6 +153,13 @@ class ModelConfig:
     batchnorm: bool = False
     upsample: Upsample = Upsample.upsampling
     two_channel_head: bool = False  # the notebook's Conv2D(2, 3, relu) before the 1x1 sigmoid
+    widths: Optional[List[int]] = None  # depth + 1 widths (encoder levels, then the bottleneck); overrides filters
+    block: Block = Block.plain
+    attention: Attention = Attention.none
+    conv: ConvKind = ConvKind.standard
+    norm: Norm = Norm.none  # batchnorm=true is norm=batch
+    groups: int = 8  # norm=group: groups per normalisation; must divide every width
+    deep_supervision: bool = False  # auxiliary heads on the lower decoder levels (skinexp.models.deep_supervision)
 
 
 @dataclass

@@ -1,8 +1,11 @@
 """Floating-point operations of a model, counted from its layers (for throughput as a fraction of a peak).
 
 Only the convolutions and dense layers are counted: they are the multiply-adds a peak GFLOP/s figure is
-quoted for, and they hold all but a few per cent of a U-Net's arithmetic (batch norm, activations, pooling and
-concatenation are memory-bound and left out). One multiply-add is 2 operations.
+quoted for, and they hold all but a few per cent of a U-Net's arithmetic. One multiply-add is 2 operations.
+Counted: Conv2D (also the 1x1 shortcuts, attention gates and deep-supervision heads), Conv2DTranspose,
+SeparableConv2D (its depthwise 3x3 and its pointwise 1x1), Dense. Left out as memory-bound
+element-wise work: batch and group normalisation, activations, pooling, up-sampling (bilinear too),
+concatenation, the residual blocks' Add and the attention gates' Add and Multiply.
 """
 from __future__ import annotations
 
@@ -17,7 +20,13 @@ def forward_flops(model) -> int:
 
     total = 0
     for layer in _layers(model):
-        if isinstance(layer, keras.layers.Conv2DTranspose):
+        if isinstance(layer, keras.layers.SeparableConv2D):
+            height, width = layer.output.shape[1:3]
+            channels_in = layer.input.shape[-1]
+            depthwise = math.prod(layer.kernel_size) * channels_in * layer.depth_multiplier
+            pointwise = channels_in * layer.depth_multiplier * layer.filters
+            total += 2 * height * width * (depthwise + pointwise)
+        elif isinstance(layer, keras.layers.Conv2DTranspose):
             height, width, channels_in = layer.input.shape[1:4]
             total += 2 * height * width * math.prod(layer.kernel_size) * channels_in * layer.filters
         elif isinstance(layer, keras.layers.Conv2D):
