@@ -19,6 +19,25 @@ from hydra.plugins.sweeper import Sweeper
 from skinexp.errors import ConfigError
 
 
+def search_can_run(config) -> bool:
+    """False for an Optuna search that the sweeper will refuse (bad counts, search space or storage): the sweep's
+    callback, which Hydra calls before it sets the sweeper up, then opens no parent run; the sweeper's setup
+    raises the one-line error. True for any other sweep."""
+    from skinexp.errors import SkinexpError
+    from skinexp.search.config import SWEEPER_TARGET
+
+    sweeper_cfg = config.hydra.sweeper
+    if sweeper_cfg.get("_target_") != SWEEPER_TARGET:
+        return True
+    search = OptunaSearch(sweeper_cfg.n_trials, sweeper_cfg.n_jobs, sweeper_cfg.sampler, sweeper_cfg.pruner,
+                          sweeper_cfg.storage, sweeper_cfg.study_name, sweeper_cfg.params)
+    try:
+        search.setup(hydra_context=None, task_function=None, config=config, launcher=False)
+    except SkinexpError:
+        return False
+    return True
+
+
 class OptunaSearch(Sweeper):
     """`hydra.sweeper` for `hparams_search=optuna`; its keys are `skinexp.search.config.OptunaSweeperConf`."""
 
@@ -28,8 +47,9 @@ class OptunaSearch(Sweeper):
         self.storage, self.study_name, self.params = storage, study_name, dict(params or {})
         self.job_idx = 0
 
-    def setup(self, *, hydra_context, task_function, config) -> None:
-        """Everything that can refuse the search does so here, before the sweep's parent run and any trial."""
+    def setup(self, *, hydra_context, task_function, config, launcher: bool = True) -> None:
+        """Everything that can refuse the search does so here (and, through `check_search`, before the sweep's
+        parent run), before any trial."""
         from hydra.core.plugins import Plugins
 
         from skinexp.search.space import parse_space
@@ -43,8 +63,9 @@ class OptunaSearch(Sweeper):
         self.epochs = int(config.train.epochs)
         self.location = storage_location(self.storage, Path(config.hydra.runtime.cwd))
         self.study = self._open_study()
-        self.launcher = Plugins.instance().instantiate_launcher(config=config, hydra_context=hydra_context,
-                                                                task_function=task_function)
+        if launcher:
+            self.launcher = Plugins.instance().instantiate_launcher(config=config, hydra_context=hydra_context,
+                                                                    task_function=task_function)
 
     def _open_study(self):
         import optuna
