@@ -127,3 +127,20 @@ def test_two_workers_share_one_study(cli, tmp_path):
     assert {t.state for t in trials} == {optuna.trial.TrialState.COMPLETE}
     runs = {t.user_attrs["mlflow_run_id"] for t in trials}
     assert len(runs) == 4
+
+
+@pytest.mark.slow
+def test_trials_run_two_at_a_time_on_joblib(cli, tmp_path):
+    """n_jobs=2 on the joblib launcher: each trial its own launch, each job its own folder, every trial ended."""
+    import optuna
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = cli("train", *SEARCH, "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2", "hydra/launcher=joblib",
+                 "hydra.launcher.n_jobs=2", f"tracking.uri={uri}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = _study(str(tmp_path / "runs" / "optuna.journal")).trials
+    assert [t.number for t in trials] == [0, 1, 2, 3]
+    assert all(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in trials)
+    _, children = _runs(uri)
+    assert sorted(run.data.tags["optuna_trial"] for run in children) == ["0", "1", "2", "3"]
+    assert len({run.data.tags["output_dir"] for run in children}) == 4
