@@ -51,9 +51,12 @@ def _task(job_name: str, started: list[bool]) -> Callable[[Any], Any]:
 
 
 def _without_search_dimensions(args: list[str]) -> list[str]:
-    """The overrides a single run composes with: a search dimension (`hparams_search=optuna` runs a sweep without
-    `-m`) is left to the sweeper, which checks it before any trial."""
+    """The overrides a single run composes with: under `hparams_search=` (a sweep without `-m`) a search dimension
+    is left to the sweeper, which checks it before any trial."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    if not any(arg.startswith("hparams_search=") for arg in args):
+        return args
 
     try:
         parsed = OverridesParser.create().parse_overrides(args)
