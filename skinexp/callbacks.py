@@ -194,3 +194,20 @@ class DeferInterrupts(keras.callbacks.Callback):
             self.interrupts.defer()
         else:
             self.interrupts.release()
+
+
+class ReportToTrial(keras.callbacks.Callback):
+    """An Optuna search's trial: reports the epoch's `val_iou` to the study and, when the pruner says so, stops
+    training after this epoch (its checkpoint kept) and tags the run `pruned=true`, `pruned_at_epoch`."""
+
+    def __init__(self, trial):  # a skinexp.search.study.TrialLink
+        super().__init__()
+        self.trial = trial
+
+    def on_epoch_end(self, epoch, logs=None):
+        from skinexp.search.study import PRUNED_AT_TAG, PRUNED_TAG, REPORTED_METRIC
+
+        value = (logs or {}).get(REPORTED_METRIC)
+        if value is not None and self.trial.report(epoch + 1, float(value)):
+            self.model.stop_training = True
+            tracking.set_tags({PRUNED_TAG: "true", PRUNED_AT_TAG: epoch + 1})

@@ -50,6 +50,21 @@ def _task(job_name: str, started: list[bool]) -> Callable[[Any], Any]:
     return task
 
 
+def _without_search_dimensions(args: list[str]) -> list[str]:
+    """The overrides a single run composes with: under `hparams_search=` (a sweep without `-m`) a search dimension
+    is left to the sweeper, which checks it before any trial."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    if not any(arg.startswith("hparams_search=") for arg in args):
+        return args
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(args)
+    except composition_errors():
+        return args  # compose says what does not parse
+    return [override.input_line for override in parsed if not override.is_sweep_override()]
+
+
 def run_hydra(command: str, config_name: str, job_name: str, args: list[str],
               check: Callable[[Any], None]) -> int:
     """Compose and `check` a single run up front, then run `jobs.<job_name>` under `@hydra.main`.
@@ -61,7 +76,7 @@ def run_hydra(command: str, config_name: str, job_name: str, args: list[str],
 
     register()
     if not any(arg.startswith("-") for arg in args):
-        check(compose(config_name, args))
+        check(compose(config_name, _without_search_dimensions(args)))
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises instead of printing a trimmed traceback and exiting 1
     sys.argv = [f"skinexp {command}", *args]
     started: list[bool] = []

@@ -53,15 +53,23 @@ def _train(cfg, hydra_cfg, overrides, run_name, base_dir, output_dir, multirun, 
     from skinexp.resume import rerun_setup, resume_setup
     from skinexp.train import train
 
+    from skinexp.search.study import TrialLink
+
+    trial = TrialLink.from_env() if multirun else None  # set by the Optuna sweeper
     try:
         resume, tags = None, None
         if cfg.resume:
             cfg, resume, run_name = resume_setup(cfg, overrides, base_dir)
         elif cfg.rerun_of:
             cfg, run_name, tags = rerun_setup(cfg, overrides, base_dir)
+        if trial is not None:
+            tags = {**(tags or {}), **trial.run_tags()}
         result = train(cfg, output_dir=output_dir, base_dir=base_dir, run_name=run_name, overrides=overrides,
                        parent_run_id=os.environ.get(PARENT_RUN_ENV) if multirun else None,
-                       job_number=hydra_cfg.job.num if multirun else 0, resume=resume, tags=tags, console_log=log)
+                       job_number=hydra_cfg.job.num if multirun else 0, resume=resume, tags=tags, console_log=log,
+                       trial=trial)
+        if trial is not None:
+            trial.tell(result.val_image_iou, result.run_id)  # the value compare ranks
     except SkinexpError as error:
         if not multirun:
             raise

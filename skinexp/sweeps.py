@@ -33,7 +33,10 @@ class SweepTracker(Callback):
 
     def on_multirun_start(self, config, **kwargs: Any) -> None:
         from skinexp import tracking
+        from skinexp.search.sweeper import search_can_run
 
+        if not search_can_run(config):  # the sweeper refuses it next, in one line; no parent run left behind
+            return
         # Creating the store here, once, keeps parallel jobs from racing through SQLite migrations.
         _, experiment_id = tracking.prepare_store(config.tracking, Path(config.hydra.runtime.cwd))
         overrides = list(config.hydra.overrides.task)

@@ -48,7 +48,7 @@ def _steps(count: int, batch_size: int, cap: Optional[int]) -> int:
 def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: list[str],
           parent_run_id: Optional[str] = None, splits: Optional[DataSplits] = None,
           job_number: int = 0, resume: Optional[ResumeState] = None,
-          tags: Optional[dict[str, str]] = None, console_log: Optional[Path] = None) -> TrainResult:
+          tags: Optional[dict[str, str]] = None, console_log: Optional[Path] = None, trial=None) -> TrainResult:
     """Train the configured U-Net and track everything in MLflow.
 
     Args:
@@ -62,6 +62,7 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
         resume: continue an interrupted run from its last finished epoch, into the same MLflow run.
         tags: extra run tags (e.g. `rerun_of`).
         console_log: a file holding what the command printed, logged to the run as `logs/<name>`.
+        trial: an Optuna search's `skinexp.search.study.TrialLink`: val_iou reported per epoch, pruned runs stop.
 
     Data and store are checked before the MLflow run starts, so bad input leaves no run behind.
     After every epoch the model, optimizer state and epoch are kept in `<output_dir>/checkpoints`
@@ -76,8 +77,8 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
 
     import keras
 
-    from skinexp.callbacks import (DeferInterrupts, DivergenceGuard, EpochLogger, EpochState, Interrupts, SampleMasks,
-                                   StopAtStep)
+    from skinexp.callbacks import (DeferInterrupts, DivergenceGuard, EpochLogger, EpochState, Interrupts,
+                                   ReportToTrial, SampleMasks, StopAtStep)
     from skinexp.data.pipeline import make_dataset
     from skinexp.inference import predict_probabilities
     from skinexp.models.deep_supervision import DeepSupervision  # also registers it, for resuming from last.keras
@@ -132,6 +133,8 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
     ]
     if cfg.optim.schedule == Schedule.plateau:
         callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2, min_lr=1e-6))
+    if trial is not None:
+        callbacks.append(ReportToTrial(trial))
     if train_cfg.early_stopping:
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_iou", mode="auto",
                                                        patience=train_cfg.early_stopping))

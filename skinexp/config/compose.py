@@ -21,8 +21,10 @@ def register() -> None:
     from omegaconf import OmegaConf
 
     from skinexp.config.schema import register_schemas
+    from skinexp.search.config import register_sweeper
 
     register_schemas()
+    register_sweeper()
     if not OmegaConf.has_resolver("skinexp_pid"):
         # The pid keeps two jobs started in the same second in different output directories; cached so that
         # launcher workers (joblib, Ray) resolve the sweep directory to the launching process's pid.

@@ -1,0 +1,187 @@
+"""The Optuna sweeper: asks the study for trials, launches each as a Hydra job on the configured launcher, and
+makes sure every trial ends (its job tells COMPLETE or PRUNED; one that could not is told FAIL here).
+
+With `n_jobs > 1` on a launcher that runs jobs elsewhere (joblib, submitit, Slurm), each trial is its own launch
+in a thread, and a new trial starts as soon as any one ends: trials never wait for a batch. The basic launcher
+runs jobs in this process, one at a time.
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import Any, Optional
+
+from hydra.plugins.sweeper import Sweeper
+
+from skinexp.errors import ConfigError
+
+
+def search_can_run(config) -> bool:
+    """False for an Optuna search that the sweeper will refuse (bad counts, search space or storage): the sweep's
+    callback, which Hydra calls before it sets the sweeper up, then opens no parent run; the sweeper's setup
+    raises the one-line error. True for any other sweep."""
+    from skinexp.errors import SkinexpError
+    from skinexp.search.config import SWEEPER_TARGET
+
+    sweeper_cfg = config.hydra.sweeper
+    if sweeper_cfg.get("_target_") != SWEEPER_TARGET:
+        return True
+    search = OptunaSearch(sweeper_cfg.n_trials, sweeper_cfg.n_jobs, sweeper_cfg.sampler, sweeper_cfg.pruner,
+                          sweeper_cfg.storage, sweeper_cfg.study_name, sweeper_cfg.params)
+    try:
+        search.setup(hydra_context=None, task_function=None, config=config, launcher=False)
+    except SkinexpError:
+        return False
+    return True
+
+
+class OptunaSearch(Sweeper):
+    """`hydra.sweeper` for `hparams_search=optuna`; its keys are `skinexp.search.config.OptunaSweeperConf`."""
+
+    def __init__(self, n_trials: int, n_jobs: int, sampler: Any, pruner: Any, storage: Optional[str],
+                 study_name: str, params: Optional[dict]) -> None:
+        self.n_trials, self.n_jobs, self.sampler_cfg, self.pruner = n_trials, n_jobs, sampler, pruner
+        self.storage, self.study_name, self.params = storage, study_name, dict(params or {})
+        self.job_idx = 0
+
+    def setup(self, *, hydra_context, task_function, config, launcher: bool = True) -> None:
+        """Everything that can refuse the search does so here (and, through `check_search`, before the sweep's
+        parent run), before any trial."""
+        from hydra.core.plugins import Plugins
+
+        from skinexp.search.space import parse_space
+        from skinexp.search.study import storage_location
+
+        for key, value in (("n_trials", self.n_trials), ("n_jobs", self.n_jobs)):
+            if value < 1:
+                raise ConfigError(f"hydra.sweeper.{key} must be at least 1. Received: hydra.sweeper.{key}={value}")
+        self.config = config
+        self.space = parse_space(self.params, list(config.hydra.overrides.task))
+        self.epochs = int(config.train.epochs)
+        self.location = storage_location(self.storage, Path(config.hydra.runtime.cwd))
+        self.study = self._open_study()
+        if launcher:
+            self.launcher = Plugins.instance().instantiate_launcher(config=config, hydra_context=hydra_context,
+                                                                    task_function=task_function)
+
+    def _open_study(self):
+        import optuna
+
+        from skinexp.search.config import SamplerName
+        from skinexp.search.study import build_pruner, open_storage
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study(storage=open_storage(self.location), study_name=self.study_name,
+                                    direction="maximize", pruner=build_pruner(self.pruner, self.epochs),
+                                    load_if_exists=True)
+        if study.direction != optuna.study.StudyDirection.MAXIMIZE:
+            raise ConfigError(f"study {self.study_name} minimises; skinexp's trials are maximised. "
+                              f"Received: hydra.sweeper.study_name={self.study_name}")
+        seed = self.sampler_cfg.seed
+        seed = None if seed is None else seed + len(study.trials)  # a continued study draws new points
+        samplers = {SamplerName.tpe: lambda: optuna.samplers.TPESampler(seed=seed),
+                    SamplerName.random: lambda: optuna.samplers.RandomSampler(seed=seed)}
+        study.sampler = samplers[SamplerName(str(self.sampler_cfg.name))]()
+        return study
+
+    def sweep(self, arguments: list[str]) -> None:
+        from skinexp.search.study import shown_location
+
+        earlier = len(self.study.trials)
+        print(f"skinexp: Optuna study {self.study_name} at {shown_location(self.location)}: {earlier} earlier "
+              f"trials, {self.n_trials} new, {self.n_jobs} at once, pruner {self.pruner}", flush=True)
+        self._tag_parent_run()
+        if self.n_jobs > 1 and type(self.launcher).__name__ == "BasicLauncher":
+            print("skinexp: the basic launcher runs trials one at a time in this process; for "
+                  f"hydra.sweeper.n_jobs={self.n_jobs} at once choose hydra/launcher=joblib or local_processes",
+                  flush=True)
+            self._run_in_turn()
+        elif self.n_jobs > 1:
+            self._run_in_parallel()
+        else:
+            self._run_in_turn()
+        self._report()
+
+    def _tag_parent_run(self) -> None:
+        from skinexp import tracking
+        from skinexp.search.study import shown_location
+
+        parent = os.environ.get(tracking.PARENT_RUN_ENV)
+        if parent:
+            tracking.log_run_tag(parent, "optuna_storage", shown_location(self.location))
+            tracking.log_run_tag(parent, "optuna_study", self.study_name)
+
+    def _ask(self):
+        """A new trial with its values drawn, and the overrides of its job."""
+        from skinexp.search.study import TrialLink
+
+        trial = self.study.ask(fixed_distributions=self.space.dimensions)
+        link = TrialLink(self.location, self.study_name, trial.number, self.pruner, self.epochs)
+        return trial, [*self.space.trial_overrides(trial.params), *link.env_overrides()]
+
+    def _launch(self, overrides: list[str], job_idx: int):
+        (job_return,) = self.launcher.launch([overrides], initial_job_idx=job_idx)
+        return job_return
+
+    def _run_in_turn(self) -> None:
+        for _ in range(self.n_trials):
+            trial, overrides = self._ask()
+            try:
+                job_return = self._launch(overrides, self._next_job())
+            except BaseException:
+                self._end(trial, None)
+                raise
+            self._end(trial, job_return)
+
+    def _run_in_parallel(self) -> None:
+        asked, running = 0, {}
+        with ThreadPoolExecutor(max_workers=self.n_jobs) as pool:
+            try:
+                while asked < self.n_trials or running:
+                    while asked < self.n_trials and len(running) < self.n_jobs:
+                        trial, overrides = self._ask()
+                        running[pool.submit(self._launch, overrides, self._next_job())] = trial
+                        asked += 1
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        trial = running.pop(future)
+                        self._end(trial, future.result() if future.exception() is None else future.exception())
+            except BaseException:
+                for trial in running.values():
+                    self._end(trial, None)
+                raise
+
+    def _next_job(self) -> int:
+        self.job_idx += 1
+        return self.job_idx - 1
+
+    def _end(self, trial, job_return) -> None:
+        """A trial its job did not tell (it failed, died or was interrupted) is told FAIL."""
+        import optuna
+
+        state = self.study._storage.get_trial(trial._trial_id).state
+        if state.is_finished():
+            return
+        value = getattr(job_return, "_return_value", None)
+        reason = value if isinstance(value, BaseException) else job_return
+        print(f"skinexp: trial {trial.number} failed"
+              + (f": {type(reason).__name__}: {reason}" if isinstance(reason, BaseException) else ""),
+              file=sys.stderr, flush=True)
+        self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
+    def _report(self) -> None:
+        import optuna
+
+        trials = self.study.get_trials(deepcopy=False)
+        counts = {state: sum(t.state == state for t in trials) for state in optuna.trial.TrialState}
+        summary = ", ".join(f"{n} {state.name.lower()}" for state, n in counts.items() if n)
+        completed = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and not math.isnan(t.value)]
+        line = f"skinexp: study {self.study_name}: {len(trials)} trials ({summary})"
+        if completed:
+            best = self.study.best_trial
+            line += (f"; best: trial {best.number}, val_image_iou {best.value:.4f}, "
+                     + " ".join(f"{k}={v}" for k, v in best.params.items()))
+        print(line, flush=True)
