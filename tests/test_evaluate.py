@@ -145,3 +145,8 @@ def test_reference_scores_agree_with_keras_metrics_on_the_same_prediction():
     assert float(miou.result()) == pytest.approx((scores["iou"] + scores["background_iou"]) / 2, abs=1e-6)
     assert float(dice.result()) == pytest.approx(scores["dice"], abs=1e-6)
     assert float(accuracy.result()) == pytest.approx(scores["accuracy"], abs=1e-6)
+
+
+def test_a_dataset_key_without_dataset_is_refused_in_one_line(main, tmp_path):
+    line = error_line(main("evaluate", "run=abc", "dataset.root=elsewhere", cwd=tmp_path))
+    assert "needs dataset=" in line and line.endswith("Received: dataset.root=elsewhere")

@@ -109,6 +109,17 @@ def composition_errors() -> tuple[type[BaseException], ...]:
     return HydraException, OmegaConfBaseException
 
 
+def _refuse_dataset_keys_without_a_dataset(config_name: str, overrides: list[str]) -> None:
+    """evaluate and predict use the run's own dataset unless `dataset=` names one: a `dataset.*` key alone has
+    nothing to set (OmegaConf would fail with an assertion)."""
+    if config_name not in ("evaluate", "predict") or any(o.lstrip("+~").startswith("dataset=") for o in overrides):
+        return
+    keyed = next((o for o in overrides if o.lstrip("+~").startswith("dataset.")), None)
+    if keyed is not None:
+        raise ConfigError(f"{keyed.partition('=')[0]} needs dataset= (folder, npy, ...): {config_name} uses the "
+                          f"run's own dataset unless dataset= names another. Received: {keyed}")
+
+
 def compose(config_name: str, overrides: list[str]):
     """The config `python -m skinexp <command> OVERRIDES` would run with (no Hydra run, no output folder).
 
@@ -119,6 +130,7 @@ def compose(config_name: str, overrides: list[str]):
     from hydra import initialize_config_dir
 
     register()
+    _refuse_dataset_keys_without_a_dataset(config_name, overrides)
     try:
         with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
             return hydra_compose(config_name=config_name, overrides=list(overrides))
