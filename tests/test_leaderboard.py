@@ -68,3 +68,11 @@ def test_markdown_has_a_header_a_rule_and_a_row_per_run():
     assert lines[1] == "|" + "---|" * 9
     assert lines[2].startswith("| 1 | name-b | FINISHED | 0.9000 | 16 |")
     assert not math.isnan(leaderboard(_sweep())[0]["score"])
+
+
+def test_a_runs_derived_params_do_not_split_groups_or_show_as_config():
+    from skinexp.comparison.grouping import group_runs
+
+    runs = [_run("a", params={"model.filters": "8", "threshold": "0.5", "train.steps": "40"}),
+            _run("b", params={"model.filters": "8", "threshold": "0.35", "train.steps": "41"})]
+    assert list(group_runs(runs)) == [(("dataset.name", "synthetic"), ("model.filters", "8"))]
