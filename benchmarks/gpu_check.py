@@ -3,7 +3,7 @@ on synthetic images, into a local SQLite store; then what the GPU achieved.
 
 Prints img/s (median of the epochs after the warm-up epoch, which compiles; skinexp's own `images_per_sec`
 metric, read back from the store), the model's training FLOPs per image (counted from its layers by
-`skinexp.models.flops`), the achieved TFLOP/s and its fraction of the peak (`--peak`, default the H200's bf16
+`skinexp.model.flops`), the achieved TFLOP/s and its fraction of the peak (`--peak`, default the H200's bf16
 dense ~790 TFLOP/s), and the device's peak memory. Run it through `benchmarks/gpu_check.sh`, which installs
 what the GPU machine lacks from wheels first. Writes `gpu_check.json` into `--out` (default $OUT, else
 `runs/gpu_check/` under the working folder).
@@ -66,8 +66,8 @@ def main() -> int:
     import mlflow
 
     from skinexp.config.compose import compose
-    from skinexp.models.flops import training_flops_per_image
-    from skinexp.models.unet import build_unet
+    from skinexp.model.flops import training_flops_per_image
+    from skinexp.model.unet import build_unet
 
     client = mlflow.MlflowClient(uri)
     (run,) = client.search_runs([client.get_experiment_by_name("gpu_check").experiment_id])
@@ -118,7 +118,7 @@ def compute_only_rate(model_cfg, args, precision: str) -> float:
     import keras
     import numpy as np
 
-    from skinexp.models.unet import build_unet
+    from skinexp.model.unet import build_unet
 
     keras.mixed_precision.set_global_policy(precision)
     model = build_unet(model_cfg, args.size)

@@ -64,7 +64,7 @@ def _model_and_steps(steps: int):
     import keras
 
     from skinexp.config.compose import compose
-    from skinexp.models.unet import build_unet
+    from skinexp.model.unet import build_unet
 
     keras.utils.set_random_seed(0)
     cfg = compose("train", MODEL + [f"dataset.image_size={SIZE}"])

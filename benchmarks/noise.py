@@ -61,7 +61,7 @@ def main() -> None:
     from skinexp import tracking
     from skinexp.comparison.statistics import minimum_detectable_difference
     from skinexp.comparison.table import parse_per_image
-    from skinexp.runtime import cpu_flags
+    from skinexp.training.runtime import cpu_flags
 
     with tempfile.TemporaryDirectory(prefix="skinexp-noise-") as scratch:
         workdir = Path(scratch)

@@ -49,7 +49,7 @@ PROBE = {"batch": 8, "size": 128, "channels": 64, "kernel": 3, "iterations": 10}
 
 def _model(options: dict):
     from skinexp.config.compose import compose
-    from skinexp.models.unet import build_unet
+    from skinexp.model.unet import build_unet
 
     cfg = compose("train", [f"model={options['model']}", f"model.filters={options['filters']}",
                             f"dataset.image_size={options['size']}"])
@@ -82,14 +82,14 @@ def measure(options: dict) -> dict:
                 pass
         return {"img_s": epochs * len(images) / (time.perf_counter() - start)}
 
-    from skinexp.runtime import resolve_precision
+    from skinexp.training.runtime import resolve_precision
 
     keras.utils.set_random_seed(0)
     backend = keras.backend.backend()
     precision = "float32" if options["mode"] == "notebook" else resolve_precision(options["precision"], backend)[0]
     keras.mixed_precision.set_global_policy(precision)
     cfg, model = _model(options)
-    from skinexp.models.flops import training_flops_per_image
+    from skinexp.model.flops import training_flops_per_image
 
     flops = training_flops_per_image(model)
     if options["mode"] == "notebook":
@@ -100,9 +100,9 @@ def measure(options: dict) -> dict:
             model.fit(x, y, batch_size=batch, epochs=count, shuffle=True, verbose=0)
     else:
         from skinexp.data.pipeline import make_dataset
-        from skinexp.losses import build_loss
-        from skinexp.metrics import training_metrics
-        from skinexp.optim import build_optimizer
+        from skinexp.model.losses import build_loss
+        from skinexp.model.metrics import training_metrics
+        from skinexp.model.optim import build_optimizer
 
         steps = -(-len(images) // batch)
         model.compile(optimizer=build_optimizer(cfg.optim, steps, steps * (epochs + 1)), loss=build_loss(cfg.loss),

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     console.quiet_tensorflow_start_up()
 
     try:
-        from skinexp.cli import COMMANDS
+        from skinexp.cli.commands import COMMANDS
 
         handler = COMMANDS.get(command)
         if handler is None:

@@ -17,7 +17,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import TINY, error_line
-from skinexp import runtime
+from skinexp.training import runtime
 from skinexp.config.schema import Precision
 
 HAS_JAX = importlib.util.find_spec("jax") is not None

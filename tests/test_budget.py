@@ -10,8 +10,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import TINY, error_line
-from skinexp.models.flops import training_flops_per_image
-from skinexp.models.unet import build_unet
+from skinexp.model.flops import training_flops_per_image
+from skinexp.model.unet import build_unet
 from skinexp.training.budget import images_after, plan, steps_for_images
 
 BUDGETED = [*TINY, "optim.schedule=cosine", "optim.lr=1e-3", "tracking.log_model=false"]

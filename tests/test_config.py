@@ -84,7 +84,7 @@ def test_a_bad_choice_fails_at_composition_with_the_allowed_values(compose, over
 
 def test_checkpoint_monitor_takes_every_metric_a_run_logs(compose):
     from skinexp.config.schema import Monitor
-    from skinexp.resume import LOGGED_METRICS
+    from skinexp.training.resume import LOGGED_METRICS
 
     keras_logged = {name for name in LOGGED_METRICS if name not in ("images_per_sec", "epoch_seconds",
                                                                     "learning_rate", "training_seconds",
@@ -94,8 +94,8 @@ def test_checkpoint_monitor_takes_every_metric_a_run_logs(compose):
 
 
 @pytest.mark.parametrize("build, section", [
-    ("skinexp.losses:build_loss", SimpleNamespace(name="focal", dice_weight=1.0)),
-    ("skinexp.optim:build_optimizer", SimpleNamespace(name="rmsprop", lr=1e-3, schedule="constant",
+    ("skinexp.model.losses:build_loss", SimpleNamespace(name="focal", dice_weight=1.0)),
+    ("skinexp.model.optim:build_optimizer", SimpleNamespace(name="rmsprop", lr=1e-3, schedule="constant",
                                                       weight_decay=0.0, clipnorm=None, momentum=0.9)),
     ("skinexp.data.sources:load_source", SimpleNamespace(name="hdf5")),
 ])

@@ -100,7 +100,7 @@ def test_tensorflow_start_up_is_held_unless_the_user_asks_for_level_0(level, hel
 @pytest.mark.parametrize("verbose, terminal, keras", [("auto", True, 1), ("auto", False, 2), ("0", True, 0),
                                                        ("2", True, 2), ("1", False, 1)])
 def test_train_verbose_auto_is_a_bar_on_a_terminal_and_a_line_per_epoch_elsewhere(verbose, terminal, keras):
-    from skinexp.train import keras_verbosity
+    from skinexp.training.train import keras_verbosity
 
     assert keras_verbosity(verbose, Terminal() if terminal else io.StringIO()) == keras
 

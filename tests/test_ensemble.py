@@ -1,4 +1,4 @@
-"""Fold ensembles (skinexp.ensemble): `evaluate` and `predict` of a cross-validation sweep's parent run, checked
+"""Fold ensembles (skinexp.evaluation.ensemble): `evaluate` and `predict` of a cross-validation sweep's parent run, checked
 against a NumPy average of the fold checkpoints' probabilities; the bad inputs refused in one line."""
 from __future__ import annotations
 
@@ -52,13 +52,13 @@ def fold_models(cv_sweep):
 
 
 def _mean_iou(probabilities, masks, threshold) -> float:
-    from skinexp.scores import image_scores
+    from skinexp.evaluation.scores import image_scores
 
     return float(np.mean([image_scores(t, p)["iou"] for t, p in zip(masks, (probabilities > threshold))]))
 
 
 def test_evaluate_a_sweep_parent_scores_the_fold_ensemble_beside_each_fold(cv_sweep, fold_models):
-    from skinexp.scores import best_threshold
+    from skinexp.evaluation.scores import best_threshold
 
     parent_id, workdir = cv_sweep["parent"].info.run_id, cv_sweep["workdir"]
     result = run_main("evaluate", f"run={parent_id}", "split=test", "output=eval", f"tracking.uri={cv_sweep['uri']}",

@@ -65,7 +65,7 @@ def test_the_real_data_preset_names_its_environment_variable_when_the_data_is_mi
 
 
 def test_figure_titles_name_the_split_and_the_dataset(compose):
-    from skinexp.evaluate import figure_title
+    from skinexp.evaluation.evaluate import figure_title
 
     assert figure_title("val", compose("train", []).dataset) == "val images of synthetic"
     folder = compose("train", ["dataset=folder", "dataset.root=/data/isic-real"]).dataset

@@ -4,7 +4,7 @@ from __future__ import annotations
 import keras
 import pytest
 
-from skinexp.models.flops import forward_flops, training_flops_per_image
+from skinexp.model.flops import forward_flops, training_flops_per_image
 
 
 def test_each_layer_kind_counts_two_operations_per_multiply_add():
@@ -21,7 +21,7 @@ def test_each_layer_kind_counts_two_operations_per_multiply_add():
 
 
 def test_the_default_unet_at_128_px_costs_5_15_gflop_per_training_image(compose):
-    from skinexp.models.unet import build_unet
+    from skinexp.model.unet import build_unet
 
     cfg = compose("train", [])
     assert training_flops_per_image(build_unet(cfg.model, 128)) / 1e9 == pytest.approx(5.15, abs=0.01)
@@ -66,7 +66,7 @@ UNET_FLOPS = {
 
 @pytest.mark.parametrize("option", UNET_FLOPS)
 def test_each_u_net_option_costs_its_hand_counted_flops(compose, option):
-    from skinexp.models.unet import build_unet
+    from skinexp.model.unet import build_unet
 
     overrides, flops = UNET_FLOPS[option]
     model = build_unet(compose("train", ["model.depth=2", "model.filters=4", *overrides]).model, 32)

@@ -1,9 +1,9 @@
-"""Test-time augmentation: every flip's prediction is flipped back before averaging (skinexp.inference)."""
+"""Test-time augmentation: every flip's prediction is flipped back before averaging (skinexp.evaluation.inference)."""
 from __future__ import annotations
 
 import numpy as np
 
-from skinexp.inference import flip_averaged, predict_probabilities
+from skinexp.evaluation.inference import flip_averaged, predict_probabilities
 
 
 def _batch(count: int = 2, height: int = 2, width: int = 3) -> np.ndarray:

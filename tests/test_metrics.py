@@ -7,7 +7,7 @@ import pytest
 
 @pytest.fixture(scope="module")
 def metrics():
-    from skinexp.metrics import training_metrics
+    from skinexp.model.metrics import training_metrics
 
     return training_metrics
 
@@ -72,7 +72,7 @@ def test_metrics_accumulate_over_batches_like_one_confusion_matrix(metrics):
 
 @pytest.mark.parametrize("name", ["bce", "dice", "bce_dice"])
 def test_losses_are_small_for_a_good_prediction_and_large_for_a_bad_one(compose, name):
-    from skinexp.losses import build_loss
+    from skinexp.model.losses import build_loss
 
     loss = build_loss(compose("train", [f"loss={name}"]).loss)
     truth = np.zeros((2, 8, 8, 1), "float32")

@@ -1,9 +1,9 @@
-"""MLflow run names from the command-line overrides (skinexp.naming)."""
+"""MLflow run names from the command-line overrides (skinexp.config.naming)."""
 from __future__ import annotations
 
 import pytest
 
-from skinexp.naming import job_run_name, override_key, run_name_from
+from skinexp.config.naming import job_run_name, override_key, run_name_from
 
 
 @pytest.mark.parametrize("overrides, name", [

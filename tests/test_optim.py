@@ -1,4 +1,4 @@
-"""Learning-rate schedules and optimizers chosen by the `optim` section (skinexp.optim)."""
+"""Learning-rate schedules and optimizers chosen by the `optim` section (skinexp.model.optim)."""
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -7,7 +7,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 from skinexp.errors import ConfigError  # noqa: E402
-from skinexp.optim import build_optimizer, learning_rate  # noqa: E402
+from skinexp.model.optim import build_optimizer, learning_rate  # noqa: E402
 
 LR = 0.01
 

@@ -36,7 +36,7 @@ def test_option_trains_to_a_finished_run(main, tmp_path, store, options):
 def test_mixed_precision_keeps_a_float32_output(compose):
     import keras
 
-    from skinexp.models.unet import build_unet
+    from skinexp.model.unet import build_unet
 
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:

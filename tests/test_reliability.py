@@ -136,7 +136,7 @@ def test_nan_loss_stops_at_once_fails_the_run_and_exits_2(tmp_path, main, store)
 
 
 def test_an_interrupt_during_an_epochs_end_is_held_until_it_ends_and_a_second_one_is_not():
-    from skinexp.callbacks import Interrupts
+    from skinexp.training.callbacks import Interrupts
     from skinexp.errors import Terminated
 
     previous = {signum: signal.getsignal(signum) for signum in Interrupts.SIGNALS}
@@ -164,7 +164,7 @@ def test_an_interrupt_during_an_epochs_end_is_held_until_it_ends_and_a_second_on
 
 
 def test_a_signal_the_process_ignores_stays_ignored_through_training():
-    from skinexp.callbacks import Interrupts
+    from skinexp.training.callbacks import Interrupts
 
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
@@ -192,7 +192,7 @@ def test_sigterm_right_after_an_epochs_state_is_kept_still_logs_that_epoch(tmp_p
 @pytest.fixture
 def sigterm_after_epoch_2_is_kept(monkeypatch):
     """Sends this process SIGTERM as soon as epoch 2's resume state is written."""
-    from skinexp.callbacks import EpochState
+    from skinexp.training.callbacks import EpochState
 
     keep = EpochState.on_epoch_end
 

@@ -6,8 +6,8 @@ import re
 import numpy as np
 import pytest
 
-from skinexp.postprocess import largest_component
-from skinexp.scores import (
+from skinexp.evaluation.postprocess import largest_component
+from skinexp.evaluation.scores import (
     confusion,
     hd95,
     image_scores,

@@ -132,10 +132,10 @@ def test_written_in_place_leaves_the_old_file_when_writing_fails(tmp_path):
 def test_a_second_server_in_the_same_folder_is_refused_while_the_first_holds_its_lock(tmp_path):
     """A real flock held by another process (as a running `skinexp server` holds it)."""
     from skinexp.errors import ConfigError
-    from skinexp.server.serve import lock_folder
+    from skinexp.team.server import lock_folder
 
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pathlib import Path; from skinexp.server.serve import lock_folder; "
+        "import sys, time; from pathlib import Path; from skinexp.team.server import lock_folder; "
         f"held = lock_folder(Path({str(tmp_path)!r})); print('held', flush=True); time.sleep(60)")],
         stdout=subprocess.PIPE, text=True)
     try:
@@ -151,7 +151,7 @@ def test_a_second_server_in_the_same_folder_is_refused_while_the_first_holds_its
 
 
 def test_private_files_are_never_readable_by_others(tmp_path):
-    from skinexp.server.postgres import write_private
+    from skinexp.team.postgres import write_private
 
     path = tmp_path / "secret"
     path.write_text("old")

@@ -262,7 +262,7 @@ def test_serve_refuses_bad_limits_and_workers_in_one_line(tmp_path):
 
 
 def test_workers_auto_takes_the_cores_up_to_four():
-    from skinexp.serve import worker_count
+    from skinexp.registry.serve import worker_count
 
     assert worker_count("auto") == max(1, min(4, len(os.sched_getaffinity(0))))
     assert worker_count("3") == 3

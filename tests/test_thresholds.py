@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from skinexp.scores import THRESHOLDS, best_threshold
+from skinexp.evaluation.scores import THRESHOLDS, best_threshold
 
 
 def _pixels(truth: list[float], background: list[float]) -> tuple[np.ndarray, np.ndarray]:

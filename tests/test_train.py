@@ -18,7 +18,7 @@ def _artifacts(client, run_id, path=""):
 
 
 def test_run_finished_with_name_from_overrides(trained):
-    from skinexp.naming import run_name_from
+    from skinexp.config.naming import run_name_from
 
     run = trained["run"]
     assert run.info.status == "FINISHED"
@@ -42,7 +42,7 @@ def test_best_threshold_is_the_one_that_maximises_val_iou_of_the_best_checkpoint
     import keras
 
     from skinexp.data import load_splits
-    from skinexp.scores import best_threshold
+    from skinexp.evaluation.scores import best_threshold
 
     client, run = trained["client"], trained["run"]
     checkpoint = client.download_artifacts(run.info.run_id, "checkpoints/best.keras", str(trained["workdir"]))
@@ -107,7 +107,7 @@ def test_checkpoint_mode_comes_from_the_metric(compose):
     """Keras' mode="auto" reads each metric's direction: losses down, IoU, Dice and accuracy up."""
     import keras
 
-    from skinexp.metrics import training_metrics
+    from skinexp.model.metrics import training_metrics
 
     model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Conv2D(1, 1, activation="sigmoid")])
     model.compile(loss="binary_crossentropy", metrics=training_metrics())

@@ -9,7 +9,7 @@ import pytest
 
 @pytest.fixture(scope="module")
 def build():
-    from skinexp.models.unet import build_unet
+    from skinexp.model.unet import build_unet
 
     return build_unet
 
@@ -145,8 +145,8 @@ def test_a_residual_block_adds_its_input_or_its_1x1_projection(build, compose):
 def test_deep_supervision_weighs_the_heads_as_stated(compose):
     import keras
 
-    from skinexp.models.deep_supervision import output_weights
-    from skinexp.models.unet import build_unet
+    from skinexp.model.deep_supervision import output_weights
+    from skinexp.model.unet import build_unet
 
     assert output_weights(2) == pytest.approx([2 / 3, 1 / 3])
     assert output_weights(3) == pytest.approx([4 / 7, 2 / 7, 1 / 7])
@@ -178,7 +178,7 @@ def test_each_option_trains_saves_and_loads_as_keras(compose, tmp_path, option):
 
     import keras
 
-    from skinexp.train import _build_compiled
+    from skinexp.training.train import _build_compiled
 
     overrides, parameters = OPTIONS[option]
     cfg = compose("train", ["dataset.image_size=32", "model.depth=2", "model.filters=4", "train.epochs=1",
@@ -234,9 +234,9 @@ JAX_SCRIPT = """
 import json, sys, tempfile
 from pathlib import Path
 import keras, numpy as np
-from skinexp import runtime
+from skinexp.training import runtime
 from skinexp.config.compose import compose
-from skinexp.train import _build_compiled
+from skinexp.training.train import _build_compiled
 rng = np.random.default_rng(0)
 images = rng.integers(0, 256, (8, 32, 32, 3)).astype("float32")
 masks = (images[..., :1] > 127).astype("float32")

@@ -18,7 +18,7 @@ from skinexp.comparison.table import (PER_IMAGE_FILES, Comparison, compare, pars
                                       threshold_name, to_markdown)
 from skinexp.config.schema import DEFAULT_TRACKING
 from skinexp.errors import ConfigError, PermissionRefused
-from skinexp.options import parse_options, usage, wants_help
+from skinexp.cli.options import parse_options, usage, wants_help
 from skinexp.outputs import refuse_existing
 
 DEFAULTS = {"sweep": "", "experiment": "", "metric": "iou", "threshold": "0.5", "baseline": "", "group_by": "",

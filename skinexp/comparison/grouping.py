@@ -1,11 +1,11 @@
 """Which training runs are repeats of one config: runs whose params agree on every key except the repeat keys
-(seed, fold) and the bookkeeping keys (`skinexp.naming`'s one list) form a group. Keys are the union over the
+(seed, fold) and the bookkeeping keys (`skinexp.config.naming`'s one list) form a group. Keys are the union over the
 compared runs; a key a run lacks counts as the value `(absent)`."""
 from __future__ import annotations
 
 from typing import Optional
 
-from skinexp.naming import EXECUTION_KEYS, REPEAT_KEYS, is_bookkeeping
+from skinexp.config.naming import EXECUTION_KEYS, REPEAT_KEYS, is_bookkeeping
 
 ABSENT = "(absent)"
 

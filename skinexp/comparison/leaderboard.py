@@ -8,7 +8,7 @@ from typing import Any
 
 from skinexp.comparison.table import SCORES, score_name
 from skinexp.comparison.text import csv_text, markdown_text
-from skinexp.naming import is_bookkeeping
+from skinexp.config.naming import is_bookkeeping
 
 SHOWN_METRICS = ("best_val_iou", "best_epoch", "best_threshold")
 

@@ -13,7 +13,7 @@ from typing import Optional
 import numpy as np
 
 from skinexp.comparison.table import COLUMNS, Comparison, rows, to_csv, to_markdown
-from skinexp.plots import close, overlay
+from skinexp.evaluation.figures import close, overlay
 
 FILES = ("report.html", "comparison.csv", "comparison.md")
 IMAGE_ROWS = 8

@@ -20,7 +20,7 @@ from skinexp.errors import ConfigError
 
 COLUMNS = ("rank", "group", "runs", "images", "mean", "ci95_low", "ci95_high", "diff", "diff_ci95_low",
            "diff_ci95_high", "p_value", "mdd", "verdict")
-# Per-image scores a comparison can rank: (lowest, highest, higher is better), as `skinexp.scores` defines them.
+# Per-image scores a comparison can rank: (lowest, highest, higher is better), as `skinexp.evaluation.scores` defines them.
 SCORES = {"iou": (0.0, 1.0, True), "dice": (0.0, 1.0, True), "precision": (0.0, 1.0, True),
           "sensitivity": (0.0, 1.0, True), "specificity": (0.0, 1.0, True), "hd95": (0.0, math.inf, False)}
 THRESHOLDS = ("0.5", "tuned")

@@ -88,7 +88,7 @@ class AugmentPreset(Choice):
 
 
 class Precision(Choice):
-    auto = "auto"  # mixed_bfloat16 where the hardware runs bf16 natively, else float32 (skinexp.runtime)
+    auto = "auto"  # mixed_bfloat16 where the hardware runs bf16 natively, else float32 (skinexp.training.runtime)
     float32 = "float32"
     mixed_float16 = "mixed_float16"
     mixed_bfloat16 = "mixed_bfloat16"
@@ -104,7 +104,7 @@ class Strategy(Choice):
     mirrored = "mirrored"
 
 
-# What a training run logs per epoch: Keras' loss and these metrics (`skinexp.metrics`), each also with val_.
+# What a training run logs per epoch: Keras' loss and these metrics (`skinexp.model.metrics`), each also with val_.
 TRAINING_METRICS = ("accuracy", "iou", "miou", "dice")
 Monitor = Choice("Monitor", {name: name for base in ("loss", *TRAINING_METRICS) for name in (f"val_{base}", base)})
 Monitor.__doc__ = "A metric a training run logs per epoch: what `train.checkpoint_monitor` may name."
@@ -159,7 +159,7 @@ class ModelConfig:
     conv: ConvKind = ConvKind.standard
     norm: Norm = Norm.none  # batchnorm=true is norm=batch
     groups: int = 8  # norm=group: groups per normalisation; must divide every width
-    deep_supervision: bool = False  # auxiliary heads on the lower decoder levels (skinexp.models.deep_supervision)
+    deep_supervision: bool = False  # auxiliary heads on the lower decoder levels (skinexp.model.deep_supervision)
 
 
 @dataclass

@@ -46,7 +46,7 @@ from skinexp.tracking.models import (
     run_model,
     serving_uri,
 )
-from skinexp.tracking.registry import (
+from skinexp.tracking.runs import (
     PARENT_RUN_ENV,
     SWEEP_TAG,
     child_runs,

@@ -10,7 +10,7 @@ import mlflow
 
 import skinexp.tracking.retry as retry
 from skinexp.tracking.active import create_once, process_tags, retire_duplicates, source_tags
-from skinexp.tracking.registry import SWEEP_TAG, child_runs, find_sweep
+from skinexp.tracking.runs import SWEEP_TAG, child_runs, find_sweep
 from skinexp.tracking.store import TrackingError, client
 
 COMPARISON_TAG = "skinexp.comparison"

@@ -1,7 +1,7 @@
 """The runs behind a fold ensemble: whether a run is a sweep's parent, and the training runs nested under it."""
 from __future__ import annotations
 
-from skinexp.tracking.registry import SWEEP_TAG, child_runs
+from skinexp.tracking.runs import SWEEP_TAG, child_runs
 
 
 def is_sweep(run) -> bool:

@@ -122,7 +122,7 @@ def decode_image(text, row: int, max_pixels: int = MAX_PIXELS) -> np.ndarray:
 
 def keep_largest_component(mask: np.ndarray) -> np.ndarray:
     """(H, W) uint8 {0, 1} -> only its largest 8-connected component (first in row-major order on a tie), as
-    `skinexp.postprocess.largest_component` keeps it."""
+    `skinexp.evaluation.postprocess.largest_component` keeps it."""
     from scipy import ndimage
 
     labels, count = ndimage.label(mask > 0, structure=np.ones((3, 3), dtype=bool))

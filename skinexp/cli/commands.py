@@ -9,7 +9,7 @@ from skinexp.errors import ConfigError
 
 def train_command(args: list[str]) -> int:
     from skinexp.config.checks import check_train
-    from skinexp.hydra_app import run_hydra
+    from skinexp.cli.hydra_app import run_hydra
 
     # `experiment` sits in the defaults list (as `null`), so Hydra would refuse to append it with `+`.
     args = [arg[1:] if arg.startswith("+experiment=") else arg for arg in args]
@@ -26,14 +26,14 @@ def _quoted_group(args: list[str]) -> list[str]:
 
 def evaluate_command(args: list[str]) -> int:
     from skinexp.config.checks import check_inference
-    from skinexp.hydra_app import run_hydra
+    from skinexp.cli.hydra_app import run_hydra
 
     return run_hydra("evaluate", "evaluate", "evaluate_job", _quoted_group(args), check_inference)
 
 
 def predict_command(args: list[str]) -> int:
     from skinexp.config.checks import check_inference
-    from skinexp.hydra_app import run_hydra
+    from skinexp.cli.hydra_app import run_hydra
 
     return run_hydra("predict", "predict", "predict_job", _quoted_group(args), check_inference)
 
@@ -46,7 +46,7 @@ def rerun_command(args: list[str]) -> int:
 
 
 def data_command(args: list[str]) -> int:
-    from skinexp.datacmd import data_command as run
+    from skinexp.data.command import data_command as run
 
     return run(args)
 
@@ -58,31 +58,35 @@ def compare_command(args: list[str]) -> int:
 
 
 def runs_command(args: list[str]) -> int:
-    from skinexp.runs import runs_command as run
+    from skinexp.cli.runs import runs_command as run
 
     return run(args)
 
 
 def ui_command(args: list[str]) -> int:
-    from skinexp.ui import ui_command as run
+    from skinexp.team.ui import ui_command as run
 
     return run(args)
 
 
 def server_command(args: list[str]) -> int:
-    from skinexp.server import server_command as run
+    if args and args[0] == "user":
+        from skinexp.team.users import user_command
+
+        return user_command(args[1:])
+    from skinexp.team.server import server_command as run
 
     return run(args)
 
 
 def register_command(args: list[str]) -> int:
-    from skinexp.register import register_command as run
+    from skinexp.registry.register import register_command as run
 
     return run(args)
 
 
 def serve_command(args: list[str]) -> int:
-    from skinexp.serve import serve_command as run
+    from skinexp.registry.serve import serve_command as run
 
     return run(args)
 

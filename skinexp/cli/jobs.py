@@ -14,10 +14,10 @@ from pathlib import Path
 
 from skinexp import console
 from skinexp.errors import SkinexpError
-from skinexp.naming import job_run_name
-from skinexp.sweeps import SWEEP_KEYS_ENV
+from skinexp.config.naming import job_run_name
+from skinexp.training.sweeps import SWEEP_KEYS_ENV
 from skinexp.tracking import PARENT_RUN_ENV, run_page_url
-from skinexp.ui import UI_HOST, UI_PORT
+from skinexp.team.ui import UI_HOST, UI_PORT
 
 
 def _record_failure(cfg, run_name: str, error: BaseException, base_dir: Path) -> None:
@@ -50,8 +50,8 @@ def train_job(cfg) -> float:
 
 
 def _train(cfg, hydra_cfg, overrides, run_name, base_dir, output_dir, multirun, log) -> float:
-    from skinexp.resume import rerun_setup, resume_setup
-    from skinexp.train import train
+    from skinexp.training.resume import rerun_setup, resume_setup
+    from skinexp.training.train import train
 
     from skinexp.search.study import TrialLink
 
@@ -70,16 +70,12 @@ def _train(cfg, hydra_cfg, overrides, run_name, base_dir, output_dir, multirun, 
                        trial=trial)
         if trial is not None:
             trial.tell(result.val_image_iou, result.run_id)  # the value compare ranks
-    except SkinexpError as error:
-        if not multirun:
-            raise
-        print(f"skinexp: job {hydra_cfg.job.num} ({run_name}) failed: {error}", file=sys.stderr)
-        _record_failure(cfg, run_name, error, base_dir)
-        return math.nan
     except Exception as error:
         if not multirun:
             raise
-        print(f"skinexp: job {hydra_cfg.job.num} ({run_name}) failed:\n{traceback.format_exc()}", file=sys.stderr)
+        # a known error is its one line; anything else keeps its traceback for the job's log
+        detail = f" {error}" if isinstance(error, SkinexpError) else f"\n{traceback.format_exc()}"
+        print(f"skinexp: job {hydra_cfg.job.num} ({run_name}) failed:{detail}", file=sys.stderr)
         _record_failure(cfg, run_name, error, base_dir)
         return math.nan
 
@@ -114,13 +110,13 @@ def _evaluated(result) -> str:
 
 
 def evaluate_job(cfg) -> None:
-    from skinexp.evaluate import evaluate
+    from skinexp.evaluation.evaluate import evaluate
 
     _inference_job(cfg, evaluate, _evaluated)
 
 
 def predict_job(cfg) -> None:
-    from skinexp.predict import predict
+    from skinexp.evaluation.predict import predict
 
     _inference_job(cfg, predict, lambda result: f"skinexp: wrote {result.count} masks and predict.npy to "
                                                 f"{result.output_dir}")

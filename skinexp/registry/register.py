@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from skinexp import postprocess, tracking
+from skinexp import tracking
+from skinexp.evaluation import postprocess
 from skinexp.config.schema import DEFAULT_TRACKING
 from skinexp.errors import ConfigError
-from skinexp.options import parse_options, usage, wants_help
+from skinexp.cli.options import parse_options, usage, wants_help
 
 DEFAULTS = {"run": "", "name": "skinexp-unet", "alias": "champion", "uri": DEFAULT_TRACKING.uri}
 

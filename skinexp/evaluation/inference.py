@@ -8,7 +8,7 @@ from typing import Optional
 
 import numpy as np
 
-from skinexp import runtime
+from skinexp.training import runtime
 from skinexp.errors import ConfigError
 
 
@@ -28,15 +28,15 @@ def load_trained(reference: str, tracking_cfg, base_dir: Path, group: Optional[s
     """`reference` is a path to a .keras file or an MLflow run id in `tracking.uri`, loaded on Keras' `backend`
     (whichever backend trained it: the `.keras` format is backend-neutral).
 
-    The parent run of a cross-validation sweep gives its fold ensemble (`skinexp.ensemble.FoldEnsemble`) of config
+    The parent run of a cross-validation sweep gives its fold ensemble (`skinexp.evaluation.ensemble.FoldEnsemble`) of config
     `group` (default: the best), with the threshold that maximises IoU on the pooled out-of-fold predictions.
 
     The reference is checked before Keras loads, so a wrong one costs no TensorFlow start-up.
-    `models:/<name>@<alias>` and `models:/<name>/<version>` name a registered model version (`skinexp.registered`).
+    `models:/<name>@<alias>` and `models:/<name>/<version>` name a registered model version (`skinexp.registry.resolve`).
     """
     runtime.select_backend(backend)
     if reference.startswith("models:/"):
-        from skinexp.registered import load_registered
+        from skinexp.registry.resolve import load_registered
 
         registered = load_registered(reference, tracking_cfg, base_dir)
         return TrainedModel(registered.model, registered.image_size, registered.threshold, registered.run,
@@ -61,7 +61,7 @@ def load_trained(reference: str, tracking_cfg, base_dir: Path, group: Optional[s
         raise ConfigError(f"run must be an MLflow run id in {tracking_cfg.uri} or a .keras file. "
                           f"Received: run={reference}")
     if tracking.is_sweep(found):
-        from skinexp.ensemble import load_fold_ensemble
+        from skinexp.evaluation.ensemble import load_fold_ensemble
 
         ensemble = load_fold_ensemble(found, group, predict_probabilities)
         return TrainedModel(ensemble, ensemble.image_size, ensemble.threshold, found, ensemble.members[0].config)

@@ -1,10 +1,10 @@
-"""Figures (skinexp.plots): the sample panel's layout, the overlay's colours, the curves and the notebook grid."""
+"""Figures (skinexp.evaluation.figures): the sample panel's layout, the overlay's colours, the curves and the notebook grid."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from skinexp.plots import curves_figure, notebook_figure, overlay, sample_panel
+from skinexp.evaluation.figures import curves_figure, notebook_figure, overlay, sample_panel
 
 plt = pytest.importorskip("matplotlib.pyplot")
 

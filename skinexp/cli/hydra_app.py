@@ -31,11 +31,12 @@ def _discard_run_dir() -> None:
 
 
 def _task(job_name: str, started: list[bool]) -> Callable[[Any], Any]:
-    """The Hydra task `skinexp.jobs.<job_name>`, imported only when a job runs: MLflow alone takes 1.5 s to
+    """The Hydra task `skinexp.cli.jobs.<job_name>`, imported only when a job runs: MLflow alone takes 1.5 s to
     import, which `--help`, `--cfg` and rejected configs should not pay."""
 
     def task(cfg):
-        from skinexp import console, jobs
+        from skinexp import console
+        from skinexp.cli import jobs
 
         console.quiet_tensorflow_start_up()  # again in a launcher's worker process, where main() did not run
 
@@ -86,7 +87,7 @@ def run_hydra(command: str, config_name: str, job_name: str, args: list[str],
     except _Carried as carried:
         raise carried.error from None
     except BaseException as error:
-        from skinexp.sweeps import end_unfinished_sweep
+        from skinexp.training.sweeps import end_unfinished_sweep
 
         end_unfinished_sweep(error)
         if isinstance(error, composition_errors()) and not started:  # inside a job it is a bug, not a config

@@ -9,16 +9,17 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from skinexp import postprocess, tracking
+from skinexp import tracking
+from skinexp.evaluation import postprocess
 from skinexp.config.schema import DatasetConfig, Postprocess
 from skinexp.console import Progress
 from skinexp.data.sources import load_splits
 from skinexp.data.types import Split
-from skinexp.ensemble import FoldEnsemble
+from skinexp.evaluation.ensemble import FoldEnsemble
 from skinexp.errors import ConfigError, PermissionRefused
-from skinexp.inference import load_trained, predict_probabilities
+from skinexp.evaluation.inference import load_trained, predict_probabilities
 from skinexp.outputs import refuse_existing
-from skinexp.scores import image_scores, per_image_table, summarize
+from skinexp.evaluation.scores import image_scores, per_image_table, summarize
 
 OUTPUT_FILES = ("per_image.csv", "summary.json", "figure.png", "best.png", "worst.png")
 PER_IMAGE_COLUMNS = ("id", "iou", "dice", "precision", "sensitivity", "specificity", "accuracy", "hd95")
@@ -61,7 +62,7 @@ def choose_split(splits, split: str, explicit_dataset: bool) -> tuple[str, Split
 def evaluate(cfg, *, output_dir: Path, base_dir: Path) -> EvaluationResult:
     """Score `cfg.run` on `cfg.dataset` (else the run's own dataset) and write per_image.csv, summary.json, figures.
 
-    Empty-mask conventions are those of `skinexp.scores` (both empty: IoU 1).
+    Empty-mask conventions are those of `skinexp.evaluation.scores` (both empty: IoU 1).
     """
     refuse_existing([output_dir / name for name in OUTPUT_FILES], output_dir, cfg.overwrite)
     trained = load_trained(cfg.run, cfg.tracking, base_dir, cfg.group, cfg.backend)
@@ -147,7 +148,7 @@ def figure_title(split_name: str, dataset_cfg) -> str:
 
 
 def _write(output_dir: Path, split: Split, per_image, summary, masks, columns: int, title: str) -> None:
-    from skinexp.plots import close, notebook_figure
+    from skinexp.evaluation.figures import close, notebook_figure
 
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "per_image.csv").write_text(per_image_table(split.ids, per_image, PER_IMAGE_COLUMNS))

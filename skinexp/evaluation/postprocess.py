@@ -8,7 +8,7 @@ from typing import Optional
 import numpy as np
 from scipy import ndimage
 
-from skinexp.scores import as_mask, image_scores
+from skinexp.evaluation.scores import as_mask, image_scores
 
 TAG = "postprocess.largest_component"  # on the training run: helps | does_not_help
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)

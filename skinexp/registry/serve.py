@@ -17,7 +17,7 @@ from pathlib import Path
 from skinexp import tracking
 from skinexp.config.schema import DEFAULT_TRACKING
 from skinexp.errors import ConfigError
-from skinexp.options import free_port, parse_options, usage, wants_help
+from skinexp.cli.options import free_port, parse_options, usage, wants_help
 
 # The limits' defaults are the served model's and the endpoint's own (they also hold under `mlflow models serve`).
 DEFAULTS = {"run": "", "port": "5001", "host": "127.0.0.1", "uri": DEFAULT_TRACKING.uri, "workers": "auto",

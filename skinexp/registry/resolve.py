@@ -1,7 +1,7 @@
 """Registered models: `models:/<name>@<alias>` and `models:/<name>/<version>` resolved to what predicting needs.
 
 The Keras model is the source run's best checkpoint (the file its `segmenter` carries), so `predict run=models:/...`
-and the served segmenter give the same masks. Returns plain values; `skinexp.inference` wraps them.
+and the served segmenter give the same masks. Returns plain values; `skinexp.evaluation.inference` wraps them.
 """
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import NamedTuple, Optional
 
-from skinexp import postprocess, tracking
+from skinexp import tracking
+from skinexp.evaluation import postprocess
 from skinexp.errors import ConfigError
 
 

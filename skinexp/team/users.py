@@ -12,8 +12,8 @@ import os
 import sys
 
 from skinexp.errors import ConfigError
-from skinexp.options import parse_options, wants_help
-from skinexp.server.serve import ADMIN, ADMIN_PASSWORD_ENV
+from skinexp.cli.options import parse_options, wants_help
+from skinexp.team.server import ADMIN, ADMIN_PASSWORD_ENV
 
 USER_PASSWORD_ENV = "SKINEXP_SERVER_USER_PASSWORD"
 DEFAULT_URI = "http://127.0.0.1:5000"

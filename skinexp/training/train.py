@@ -11,15 +11,16 @@ from typing import Optional
 
 import numpy as np
 
-from skinexp import runtime, tracking
+from skinexp import tracking
+from skinexp.training import runtime
 from skinexp.config.checks import check_train
 from skinexp.config.schema import Precision, Schedule
 from skinexp.data.sources import load_splits
 from skinexp.data.types import DataSplits
-from skinexp.plots import close, curves_figure
-from skinexp.resume import ResumeState
-from skinexp.models.flops import training_flops_per_image
-from skinexp.scores import best_threshold
+from skinexp.evaluation.figures import close, curves_figure
+from skinexp.training.resume import ResumeState
+from skinexp.model.flops import training_flops_per_image
+from skinexp.evaluation.scores import best_threshold
 from skinexp.training.budget import Plan, images_after, plan, probe_step_seconds
 
 VAL_COLUMNS = ("id", "iou", "dice", "precision", "sensitivity", "specificity", "hd95")
@@ -77,11 +78,11 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
 
     import keras
 
-    from skinexp.callbacks import (DeferInterrupts, DivergenceGuard, EpochLogger, EpochState, Interrupts,
+    from skinexp.training.callbacks import (DeferInterrupts, DivergenceGuard, EpochLogger, EpochState, Interrupts,
                                    ReportToTrial, SampleMasks, StopAtStep)
     from skinexp.data.pipeline import make_dataset
-    from skinexp.inference import predict_probabilities
-    from skinexp.models.deep_supervision import DeepSupervision  # also registers it, for resuming from last.keras
+    from skinexp.evaluation.inference import predict_probabilities
+    from skinexp.model.deep_supervision import DeepSupervision  # also registers it, for resuming from last.keras
 
     precision, decided_by = runtime.resolve_precision(cfg.train.precision, backend)
     if cfg.train.precision == Precision.auto:
@@ -100,8 +101,8 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
     with runtime.strategy_scope(train_cfg.strategy):
         training_plan = _plan(cfg, splits, steps_per_epoch)
         if resume:
-            import skinexp.losses  # noqa: F401  registers the custom loss and metric for loading
-            import skinexp.metrics  # noqa: F401
+            import skinexp.model.losses  # noqa: F401  registers the custom loss and metric for loading
+            import skinexp.model.metrics  # noqa: F401
 
             model = keras.models.load_model(checkpoint_dir / "last.keras")  # weights and optimizer state
         else:
@@ -220,8 +221,8 @@ def _log_validation_images(val, probabilities: np.ndarray, tuned: float) -> dict
     DECLARED_THRESHOLD."""
     import io
 
-    from skinexp.postprocess import to_masks
-    from skinexp.scores import image_scores, per_image_table
+    from skinexp.evaluation.postprocess import to_masks
+    from skinexp.evaluation.scores import image_scores, per_image_table
 
     means = {}
     for threshold, suffix in ((DECLARED_THRESHOLD, ""), (tuned, "_tuned")):
@@ -241,7 +242,7 @@ def _plan(cfg, splits: DataSplits, steps_per_epoch: int) -> Plan:
     """The run's steps: from `train.budget` (a minutes budget probes a copy of the model on its own copy of the
     training pipeline, so the run's data order is untouched), else `train.epochs`."""
     from skinexp.data.pipeline import make_dataset
-    from skinexp.models.unet import build_unet
+    from skinexp.model.unet import build_unet
 
     def probe() -> tuple[float, float]:
         data = make_dataset(splits.train, cfg.train.batch_size, training=True, seed=cfg.train.seed,
@@ -254,10 +255,10 @@ def _plan(cfg, splits: DataSplits, steps_per_epoch: int) -> Plan:
 
 
 def _build_compiled(cfg, steps_per_epoch: int, total_steps: int):
-    from skinexp.losses import build_loss
-    from skinexp.metrics import training_metrics
-    from skinexp.models.unet import build_unet
-    from skinexp.optim import build_optimizer
+    from skinexp.model.losses import build_loss
+    from skinexp.model.metrics import training_metrics
+    from skinexp.model.unet import build_unet
+    from skinexp.model.optim import build_optimizer
 
     model = build_unet(cfg.model, cfg.dataset.image_size)
     model.compile(optimizer=build_optimizer(cfg.optim, steps_per_epoch, total_steps),

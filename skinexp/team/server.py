@@ -26,9 +26,9 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Optional
 
-import skinexp.server.postgres as postgres
+import skinexp.team.postgres as postgres
 from skinexp.errors import ConfigError, TrackingError
-from skinexp.options import free_port, parse_options, usage, wants_help
+from skinexp.cli.options import free_port, parse_options, usage, wants_help
 
 ADMIN_PASSWORD_ENV = "SKINEXP_SERVER_ADMIN_PASSWORD"
 DATABASE_ENV = "SKINEXP_SERVER_DATABASE"
@@ -220,7 +220,8 @@ def _raise_stop(signum, frame):
     raise _Stop()
 
 
-def serve_command(args: list[str]) -> int:
+def server_command(args: list[str]) -> int:
+    """`python -m skinexp server [...]` (its `user` subcommands are `skinexp.team.users`)."""
     if wants_help(args):
         print(usage("server", DEFAULTS) + f"\n       python -m skinexp server user add NAME | user grant NAME "
               f"experiment=skinexp permission=READ|EDIT|MANAGE\n{ADMIN_PASSWORD_ENV} must hold the admin password.")

@@ -126,7 +126,7 @@ def select_fold_runs(parent_run_id: str, runs: list, group: Optional[str]) -> tu
 def load_fold_ensemble(parent_run, group: Optional[str], predict: Callable) -> FoldEnsemble:
     """The ensemble of a sweep's parent run, its threshold set from the pooled out-of-fold predictions.
 
-    `predict(model, images, batch_size)` is `skinexp.inference.predict_probabilities` (passed in: inference
+    `predict(model, images, batch_size)` is `skinexp.evaluation.inference.predict_probabilities` (passed in: inference
     imports this module).
     """
     import keras
@@ -153,7 +153,7 @@ def set_out_of_fold_threshold(ensemble: FoldEnsemble, predict: Callable) -> None
 
     from skinexp.config.schema import DatasetConfig
     from skinexp.data.sources import load_splits
-    from skinexp.scores import best_threshold
+    from skinexp.evaluation.scores import best_threshold
 
     probabilities, masks = [], []
     for fold in sorted({m.fold for m in ensemble.members}):

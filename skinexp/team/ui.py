@@ -11,7 +11,7 @@ from pathlib import Path
 
 from skinexp.config.schema import DEFAULT_TRACKING
 from skinexp.errors import ConfigError
-from skinexp.options import free_port, parse_options, usage, wants_help
+from skinexp.cli.options import free_port, parse_options, usage, wants_help
 
 UI_HOST, UI_PORT = "127.0.0.1", int(os.environ.get("SKINEXP_UI_PORT", "5000"))
 DEFAULTS = {"port": str(UI_PORT), "host": UI_HOST, "uri": DEFAULT_TRACKING.uri,

@@ -6,7 +6,7 @@ from pathlib import Path
 from skinexp import tracking
 from skinexp.config.schema import DEFAULT_TRACKING
 from skinexp.errors import ConfigError
-from skinexp.options import parse_options, wants_help
+from skinexp.cli.options import parse_options, wants_help
 
 DEFAULTS = {"uri": DEFAULT_TRACKING.uri, "experiment": ""}
 

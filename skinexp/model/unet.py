@@ -14,7 +14,7 @@ from keras import layers
 from skinexp.config.checks import model_norm, model_widths
 from skinexp.config.schema import Attention, Block, ConvKind, Norm, Upsample
 from skinexp.errors import ConfigError
-from skinexp.models.deep_supervision import DeepSupervision
+from skinexp.model.deep_supervision import DeepSupervision
 
 
 def _lookup(table: dict, choice, key: str, allowed: type):

@@ -1,7 +1,7 @@
 """Keras training metrics, named as they appear in MLflow: accuracy, iou, miou, dice (val_ prefixed on validation).
 
 All accumulate a confusion matrix over the epoch (dataset-level, as Keras' BinaryIoU does) and
-threshold sigmoid probabilities at 0.5. Per-image evaluation metrics live in `skinexp.scores`.
+threshold sigmoid probabilities at 0.5. Per-image evaluation metrics live in `skinexp.evaluation.scores`.
 """
 from __future__ import annotations
 

@@ -12,9 +12,10 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from skinexp import plots, tracking
+from skinexp import tracking
+from skinexp.evaluation import figures
 from skinexp.errors import Terminated, TrainingDiverged
-from skinexp.resume import LAST_MODEL, write_state
+from skinexp.training.resume import LAST_MODEL, write_state
 
 
 class EpochLogger(keras.callbacks.Callback):
@@ -84,7 +85,7 @@ class SampleMasks(keras.callbacks.Callback):
 
     def _log(self, step: int) -> None:
         probabilities = self.model.predict(self.images.astype(np.float32), verbose=0)
-        panel = plots.sample_panel(self.images, self.masks, probabilities > self.threshold)
+        panel = figures.sample_panel(self.images, self.masks, probabilities > self.threshold)
         tracking.log_image(panel, key="samples", step=step)
 
     def on_train_begin(self, logs=None):
@@ -111,7 +112,7 @@ class EpochState(keras.callbacks.Callback):
     """After every epoch, keeps what resuming needs: the model with its optimizer state, and the epoch.
 
     Files (replaced atomically, so an interrupt mid-write leaves the previous epoch intact): `last.keras`
-    and `state.json` (`skinexp.resume.write_state`). It runs before the MLflow logger, so a process killed
+    and `state.json` (`skinexp.training.resume.write_state`). It runs before the MLflow logger, so a process killed
     in between leaves metrics that resuming can log from the state, never a logged epoch without state.
     """
 
