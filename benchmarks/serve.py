@@ -108,8 +108,8 @@ def in_process(run_id: str, uri: str, workdir: Path, data: bytes, count: int):
 
     from PIL import Image
 
-    from skinexp.evaluation import postprocess
     from skinexp.data.arrays import resize
+    from skinexp.evaluation import postprocess
     from skinexp.evaluation.inference import load_trained, predict_probabilities
 
     trained = load_trained(run_id, SimpleNamespace(uri=uri, experiment="skinexp", artifact_root="artifacts"), workdir)

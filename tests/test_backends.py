@@ -17,8 +17,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import TINY, error_line
-from skinexp.training import runtime
 from skinexp.config.schema import Precision
+from skinexp.training import runtime
 
 HAS_JAX = importlib.util.find_spec("jax") is not None
 

@@ -1,5 +1,5 @@
-"""Fold ensembles (skinexp.evaluation.ensemble): `evaluate` and `predict` of a cross-validation sweep's parent run, checked
-against a NumPy average of the fold checkpoints' probabilities; the bad inputs refused in one line."""
+"""Fold ensembles (skinexp.evaluation.ensemble): `evaluate` and `predict` of a cross-validation sweep's parent run,
+checked against a NumPy average of the fold checkpoints' probabilities; the bad inputs refused in one line."""
 from __future__ import annotations
 
 import json

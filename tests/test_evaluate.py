@@ -126,8 +126,8 @@ def test_evaluate_rejects_bad_arguments_with_one_line(trained, main, args, expec
 def test_reference_scores_agree_with_keras_metrics_on_the_same_prediction():
     import keras
 
-    from skinexp.model.metrics import BinaryDice
     from skinexp.evaluation.scores import image_scores
+    from skinexp.model.metrics import BinaryDice
 
     rng = np.random.default_rng(1)
     truth = np.zeros((24, 24, 1), np.float32)

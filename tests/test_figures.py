@@ -1,4 +1,5 @@
-"""Figures (skinexp.evaluation.figures): the sample panel's layout, the overlay's colours, the curves and the notebook grid."""
+"""Figures (skinexp.evaluation.figures): the sample panel's layout, the overlay's colours, the curves and the notebook
+grid."""
 from __future__ import annotations
 
 import numpy as np

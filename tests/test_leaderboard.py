@@ -7,7 +7,7 @@ import io
 import math
 from types import SimpleNamespace
 
-from skinexp.comparison.leaderboard import leaderboard, to_csv, to_markdown
+from skinexp.comparison.leaderboard import leaderboard, leaderboard_csv, leaderboard_markdown
 
 
 def _run(run_id: str, status: str = "FINISHED", params: dict | None = None, metrics: dict | None = None,
@@ -51,7 +51,7 @@ def test_only_config_params_that_differ_are_shown_and_missing_ones_are_blank():
 
 
 def test_csv_has_a_header_and_one_formatted_row_per_run():
-    rows = list(csv.reader(io.StringIO(to_csv(leaderboard(_sweep())))))
+    rows = list(csv.reader(io.StringIO(leaderboard_csv(leaderboard(_sweep())))))
     assert rows[0] == ["rank", "run_name", "status", "mean_per_image", "model.filters", "best_val_iou", "best_epoch",
                        "run_id", "failure_reason"]
     assert len(rows) == 6
@@ -62,7 +62,7 @@ def test_csv_has_a_header_and_one_formatted_row_per_run():
 
 
 def test_markdown_has_a_header_a_rule_and_a_row_per_run():
-    lines = to_markdown(leaderboard(_sweep())).splitlines()
+    lines = leaderboard_markdown(leaderboard(_sweep())).splitlines()
     assert len(lines) == 2 + 5
     assert lines[0].startswith("| rank | run_name | status | mean_per_image | model.filters |")
     assert lines[1] == "|" + "---|" * 9

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from browser import Server, free_port
+from browser import Server, unused_port
 from conftest import TINY, run_cli
 
 EXPERIMENT = "remote"
@@ -25,7 +25,7 @@ def _listed(client: MlflowClient, run_id: str, folder: str) -> set[str]:
 def server(tmp_path_factory):
     """One `mlflow server` for the module: temp SQLite backend, proxied artifacts in a temp folder."""
     root = tmp_path_factory.mktemp("server")
-    port = free_port()
+    port = unused_port()
     mlflow = Path(sys.executable).with_name("mlflow")
     launcher = [str(mlflow)] if mlflow.exists() else [sys.executable, "-m", "mlflow"]
     command = [*launcher, "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
@@ -96,7 +96,7 @@ def test_summary_points_at_the_server_ui(trained, server):
 
 
 def test_unreachable_server_fails_fast_with_one_line(tmp_path):
-    closed = free_port()  # nothing listens there once the probe socket is closed
+    closed = unused_port()  # nothing listens there once the probe socket is closed
     started = time.monotonic()
     result = run_cli("train", *TINY, f"tracking.uri=http://127.0.0.1:{closed}", cwd=tmp_path, timeout=120)
     elapsed = time.monotonic() - started

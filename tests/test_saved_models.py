@@ -41,9 +41,9 @@ def test_a_saved_checkpoint_predicts_masks_through_the_predict_command(main, tmp
 def test_the_saved_resume_checkpoint_loads_with_its_heads_and_optimizer():
     import keras
 
-    import skinexp.model.unet  # noqa: F401  (registers the deep-supervision wrapper, losses and metrics)
     import skinexp.model.losses  # noqa: F401
     import skinexp.model.metrics  # noqa: F401
+    import skinexp.model.unet  # noqa: F401  (registers the deep-supervision wrapper, losses and metrics)
 
     model = keras.models.load_model(SAVED / "checkpoints" / "last.keras")
     assert len(model.network_with_heads.outputs) == 2  # the full-resolution mask and the level-2 head

@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from conftest import REAL_DATA, error_line, run_main
+from skinexp.team.postgres import unused_port
 
 
 def test_serve_refuses_a_port_in_use(tmp_path):
@@ -28,17 +29,11 @@ def test_serve_refuses_a_port_in_use(tmp_path):
 
 
 def test_serve_refuses_unknown_run_and_alias(trained, tmp_path):
-    port = f"port={_free_port()}"
+    port = f"port={unused_port()}"
     line = error_line(run_main("serve", "run=0123abc", port, f"uri={trained['uri']}", cwd=tmp_path))
     assert line.endswith("Received: run=0123abc")
     line = error_line(run_main("serve", "run=models:/nosuch@champion", port, f"uri={trained['uri']}", cwd=tmp_path))
     assert "no registered model named nosuch" in line
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +44,7 @@ def server(trained, tmp_path_factory):
     result = run_main("register", f"run={trained['run'].info.run_id}", "name=skinexp-serve", "alias=live",
                       f"uri={trained['uri']}", cwd=trained["workdir"])
     assert result.returncode == 0, result.stderr[-2000:]
-    port, logs = _free_port(), tmp_path_factory.mktemp("serve")
+    port, logs = unused_port(), tmp_path_factory.mktemp("serve")
     with open(logs / "serve.log", "wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "skinexp", "serve", "run=models:/skinexp-serve@live",
                                     f"port={port}", f"uri={trained['uri']}", "workers=2", "max_rows=4",
@@ -285,7 +280,7 @@ def echo_server():
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
         await send({"type": "http.response.body", "body": str(len(body)).encode()})
 
-    port = _free_port()
+    port = unused_port()
     server = uvicorn.Server(uvicorn.Config(BodyLimit(echo, 1000), host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

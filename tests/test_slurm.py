@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from test_server import TrackingServer, client, login, server_folder, skip_without_server_deps
 
-from browser import free_port
+from browser import unused_port
 from conftest import REPO, TINY, run_cli
 
 pytestmark = pytest.mark.slow
@@ -51,7 +51,7 @@ def slurm():
 def server(slurm):
     skip_without_server_deps()
     folder = server_folder()
-    running = TrackingServer(folder, free_port())
+    running = TrackingServer(folder, unused_port())
     try:
         running.wait_ready()
         yield running.url

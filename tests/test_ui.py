@@ -16,8 +16,8 @@ from browser import (
     BrowserUnavailable,
     Server,
     find_chromium,
-    free_port,
     show_image_step,
+    unused_port,
 )
 from conftest import TINY, run_cli
 
@@ -40,7 +40,7 @@ def served(tmp_path_factory):
     """`python -m skinexp ui` on a free port over a fresh temp store, and two tiny runs trained into it."""
     workdir = tmp_path_factory.mktemp("ui")
     uri = f"sqlite:///{workdir / 'store' / 'mlflow.db'}"
-    port = free_port()
+    port = unused_port()
     server = Server([sys.executable, "-m", "skinexp", "ui", f"port={port}", f"uri={uri}",
                      f"experiment={EXPERIMENT}"], port, cwd=workdir, log_path=workdir / "ui.log")
     try:

@@ -8,8 +8,8 @@ from skinexp.errors import ConfigError
 
 
 def train_command(args: list[str]) -> int:
-    from skinexp.config.checks import check_train
     from skinexp.cli.hydra_app import run_hydra
+    from skinexp.config.checks import check_train
 
     # `experiment` sits in the defaults list (as `null`), so Hydra would refuse to append it with `+`.
     args = [arg[1:] if arg.startswith("+experiment=") else arg for arg in args]
@@ -25,15 +25,15 @@ def _quoted_group(args: list[str]) -> list[str]:
 
 
 def evaluate_command(args: list[str]) -> int:
-    from skinexp.config.checks import check_inference
     from skinexp.cli.hydra_app import run_hydra
+    from skinexp.config.checks import check_inference
 
     return run_hydra("evaluate", "evaluate", "evaluate_job", _quoted_group(args), check_inference)
 
 
 def predict_command(args: list[str]) -> int:
-    from skinexp.config.checks import check_inference
     from skinexp.cli.hydra_app import run_hydra
+    from skinexp.config.checks import check_inference
 
     return run_hydra("predict", "predict", "predict_job", _quoted_group(args), check_inference)
 

@@ -13,11 +13,11 @@ import traceback
 from pathlib import Path
 
 from skinexp import console
-from skinexp.errors import SkinexpError
 from skinexp.config.naming import job_run_name
-from skinexp.training.sweeps import SWEEP_KEYS_ENV
-from skinexp.tracking import PARENT_RUN_ENV, run_page_url
+from skinexp.errors import SkinexpError
 from skinexp.team.ui import UI_HOST, UI_PORT
+from skinexp.tracking import PARENT_RUN_ENV, run_page_url
+from skinexp.training.sweeps import SWEEP_KEYS_ENV
 
 
 def _record_failure(cfg, run_name: str, error: BaseException, base_dir: Path) -> None:
@@ -50,10 +50,9 @@ def train_job(cfg) -> float:
 
 
 def _train(cfg, hydra_cfg, overrides, run_name, base_dir, output_dir, multirun, log) -> float:
+    from skinexp.search.study import TrialLink
     from skinexp.training.resume import rerun_setup, resume_setup
     from skinexp.training.train import train
-
-    from skinexp.search.study import TrialLink
 
     trial = TrialLink.from_env() if multirun else None  # set by the Optuna sweeper
     try:

@@ -29,7 +29,7 @@ def parse_options(command: str, args: list[str], defaults: dict[str, str]) -> di
     return options
 
 
-def free_port(command: str, host: str, port_text: str, hint: str = "pick another port") -> int:
+def check_port_free(command: str, host: str, port_text: str, hint: str = "pick another port") -> int:
     """`port=` as an int once nothing listens on it there, so a busy port is one line and not a server's
     traceback; ConfigError naming the command and the value otherwise."""
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:

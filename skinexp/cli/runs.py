@@ -4,9 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from skinexp import tracking
+from skinexp.cli.options import parse_options, wants_help
 from skinexp.config.schema import DEFAULT_TRACKING
 from skinexp.errors import ConfigError
-from skinexp.cli.options import parse_options, wants_help
 
 DEFAULTS = {"uri": DEFAULT_TRACKING.uri, "experiment": ""}
 

@@ -12,13 +12,19 @@ from typing import Optional
 
 import numpy as np
 
-from skinexp.comparison.leaderboard import leaderboard
-from skinexp.comparison.leaderboard import to_markdown as leaderboard_markdown
-from skinexp.comparison.table import (PER_IMAGE_FILES, Comparison, compare, parse_per_image, score_name,
-                                      threshold_name, to_markdown)
+from skinexp.cli.options import parse_options, usage, wants_help
+from skinexp.comparison.leaderboard import leaderboard, leaderboard_markdown
+from skinexp.comparison.table import (
+    PER_IMAGE_FILES,
+    Comparison,
+    compare,
+    comparison_markdown,
+    parse_per_image,
+    score_name,
+    threshold_name,
+)
 from skinexp.config.schema import DEFAULT_TRACKING
 from skinexp.errors import ConfigError, PermissionRefused
-from skinexp.cli.options import parse_options, usage, wants_help
 from skinexp.outputs import refuse_existing
 
 DEFAULTS = {"sweep": "", "experiment": "", "metric": "iou", "threshold": "0.5", "baseline": "", "group_by": "",
@@ -132,7 +138,7 @@ def compare_command(args: list[str]) -> int:
                                      baseline=options["baseline"] or None)
     print(f"{title}: {len(comparison.groups)} groups of {sum(len(g.runs) for g in comparison.groups)} FINISHED "
           f"runs, ranked by mean per-image {metric} at threshold {threshold}, against {comparison.reference}\n\n"
-          f"{to_markdown(comparison)}")
+          f"{comparison_markdown(comparison)}")
     try:
         where = _log_comparison(parents, runs, comparison, directory, title)
     except PermissionRefused as refusal:  # a READ-only user compares; the report stays on their disk

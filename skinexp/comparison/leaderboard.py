@@ -66,11 +66,11 @@ def _cells(rank: int, row: dict[str, Any], params: list[str], metrics: list[str]
             row["failure_reason"].splitlines()[0][:120] if row["failure_reason"] else ""]
 
 
-def to_csv(table: list[dict[str, Any]]) -> str:
+def leaderboard_csv(table: list[dict[str, Any]]) -> str:
     params, metrics, header = _columns(table)
     return csv_text(header, [_cells(rank, row, params, metrics) for rank, row in enumerate(table, 1)])
 
 
-def to_markdown(table: list[dict[str, Any]]) -> str:
+def leaderboard_markdown(table: list[dict[str, Any]]) -> str:
     params, metrics, header = _columns(table)
     return markdown_text(header, [_cells(rank, row, params, metrics) for rank, row in enumerate(table, 1)])

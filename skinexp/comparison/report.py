@@ -12,7 +12,7 @@ from typing import Optional
 
 import numpy as np
 
-from skinexp.comparison.table import COLUMNS, Comparison, rows, to_csv, to_markdown
+from skinexp.comparison.table import COLUMNS, Comparison, comparison_csv, comparison_markdown, rows
 from skinexp.evaluation.figures import close, overlay
 
 FILES = ("report.html", "comparison.csv", "comparison.md")
@@ -26,13 +26,12 @@ def _png(figure) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def curves_figure(comparison: Comparison, histories: dict[str, list[float]]):
+def group_curves_figure(comparison: Comparison, histories: dict[str, list[float]]):
     """val IoU per epoch: each group's mean over its runs, with a band from the lowest to the highest run."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
     from matplotlib.ticker import MaxNLocator
 
     figure, axis = plt.subplots(figsize=(7, 3.6))
@@ -119,7 +118,7 @@ def write(directory: Path, comparison: Comparison, title: str, histories: dict[s
     body = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>"
                    for row in rows(comparison))
     notes = "".join(f"<li>{html.escape(note)}</li>" for note in comparison.notes)
-    curves, boxes = _png(curves_figure(comparison, histories)), _png(boxes_figure(comparison))
+    curves, boxes = _png(group_curves_figure(comparison, histories)), _png(boxes_figure(comparison))
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body {{ font-family: sans-serif; margin: 2em; }} table {{ border-collapse: collapse; }}
@@ -137,6 +136,6 @@ td, th {{ border: 1px solid #ccc; padding: 4px 8px; text-align: right; }} .image
 </body></html>
 """
     paths = [directory / name for name in FILES]
-    for path, text in zip(paths, (page, to_csv(comparison), to_markdown(comparison))):
+    for path, text in zip(paths, (page, comparison_csv(comparison), comparison_markdown(comparison))):
         path.write_text(text)
     return paths

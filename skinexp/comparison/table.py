@@ -20,7 +20,8 @@ from skinexp.errors import ConfigError
 
 COLUMNS = ("rank", "group", "runs", "images", "mean", "ci95_low", "ci95_high", "diff", "diff_ci95_low",
            "diff_ci95_high", "p_value", "mdd", "verdict")
-# Per-image scores a comparison can rank: (lowest, highest, higher is better), as `skinexp.evaluation.scores` defines them.
+# Per-image scores a comparison can rank: (lowest, highest, higher is better), as `skinexp.evaluation.scores`
+# defines them.
 SCORES = {"iou": (0.0, 1.0, True), "dice": (0.0, 1.0, True), "precision": (0.0, 1.0, True),
           "sensitivity": (0.0, 1.0, True), "specificity": (0.0, 1.0, True), "hd95": (0.0, math.inf, False)}
 THRESHOLDS = ("0.5", "tuned")
@@ -203,10 +204,10 @@ def rows(comparison: Comparison) -> list[list[str]]:
     return table
 
 
-def to_csv(comparison: Comparison) -> str:
+def comparison_csv(comparison: Comparison) -> str:
     return csv_text([*COLUMNS, *comparison.keys], rows(comparison))
 
 
-def to_markdown(comparison: Comparison) -> str:
+def comparison_markdown(comparison: Comparison) -> str:
     return markdown_text([*COLUMNS, *comparison.keys], rows(comparison)) + "\n" + "".join(
         f"- {note}\n" for note in comparison.notes)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import List, Optional
+from typing import Optional
 
 from omegaconf import MISSING
 
@@ -153,7 +153,7 @@ class ModelConfig:
     batchnorm: bool = False
     upsample: Upsample = Upsample.upsampling
     two_channel_head: bool = False  # the notebook's Conv2D(2, 3, relu) before the 1x1 sigmoid
-    widths: Optional[List[int]] = None  # depth + 1 widths (encoder levels, then the bottleneck); overrides filters
+    widths: Optional[list[int]] = None  # depth + 1 widths (encoder levels, then the bottleneck); overrides filters
     block: Block = Block.plain
     attention: Attention = Attention.none
     conv: ConvKind = ConvKind.standard

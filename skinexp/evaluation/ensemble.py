@@ -18,8 +18,8 @@ from typing import Optional
 import numpy as np
 
 from skinexp import tracking
-from skinexp.errors import ConfigError
 from skinexp.comparison.grouping import differing_keys, group_name, group_runs
+from skinexp.errors import ConfigError
 
 OUT_OF_FOLD_BATCH = 8  # images per batch when the fold models predict their own validation folds
 

@@ -10,16 +10,16 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from skinexp import tracking
-from skinexp.evaluation import postprocess
 from skinexp.config.schema import DatasetConfig, Postprocess
 from skinexp.console import Progress
 from skinexp.data.sources import load_splits
 from skinexp.data.types import Split
-from skinexp.evaluation.ensemble import FoldEnsemble
 from skinexp.errors import ConfigError, PermissionRefused
+from skinexp.evaluation import postprocess
+from skinexp.evaluation.ensemble import FoldEnsemble
 from skinexp.evaluation.inference import load_trained, predict_probabilities
-from skinexp.outputs import refuse_existing
 from skinexp.evaluation.scores import image_scores, per_image_table, summarize
+from skinexp.outputs import refuse_existing
 
 OUTPUT_FILES = ("per_image.csv", "summary.json", "figure.png", "best.png", "worst.png")
 PER_IMAGE_COLUMNS = ("id", "iou", "dice", "precision", "sensitivity", "specificity", "accuracy", "hd95")

@@ -8,8 +8,8 @@ from typing import Optional
 
 import numpy as np
 
-from skinexp.training import runtime
 from skinexp.errors import ConfigError
+from skinexp.training import runtime
 
 
 @dataclass
@@ -28,11 +28,12 @@ def load_trained(reference: str, tracking_cfg, base_dir: Path, group: Optional[s
     """`reference` is a path to a .keras file or an MLflow run id in `tracking.uri`, loaded on Keras' `backend`
     (whichever backend trained it: the `.keras` format is backend-neutral).
 
-    The parent run of a cross-validation sweep gives its fold ensemble (`skinexp.evaluation.ensemble.FoldEnsemble`) of config
-    `group` (default: the best), with the threshold that maximises IoU on the pooled out-of-fold predictions.
+    The parent run of a cross-validation sweep gives its fold ensemble (`skinexp.evaluation.ensemble.FoldEnsemble`)
+    of config `group` (default: the best), with the threshold that maximises IoU on the pooled out-of-fold predictions.
 
     The reference is checked before Keras loads, so a wrong one costs no TensorFlow start-up.
-    `models:/<name>@<alias>` and `models:/<name>/<version>` name a registered model version (`skinexp.registry.resolve`).
+    `models:/<name>@<alias>` and `models:/<name>/<version>` name a registered model version
+    (`skinexp.registry.resolve`).
     """
     runtime.select_backend(backend)
     if reference.startswith("models:/"):

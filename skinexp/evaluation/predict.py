@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from skinexp.evaluation import postprocess
 from skinexp.config.schema import Postprocess
 from skinexp.console import Progress
 from skinexp.data.arrays import pixel_scale, resize, scaled_uint8
 from skinexp.data.folder import EXTENSIONS, image_files, read_rgb
 from skinexp.data.npy import open_array
 from skinexp.errors import ConfigError, DataError
+from skinexp.evaluation import postprocess
 from skinexp.evaluation.inference import load_trained, predict_probabilities
 from skinexp.outputs import refuse_existing, refuse_input_as_output, written_in_place
 

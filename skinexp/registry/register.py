@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from skinexp import tracking
-from skinexp.evaluation import postprocess
+from skinexp.cli.options import parse_options, usage, wants_help
 from skinexp.config.schema import DEFAULT_TRACKING
 from skinexp.errors import ConfigError
-from skinexp.cli.options import parse_options, usage, wants_help
+from skinexp.evaluation import postprocess
 
 DEFAULTS = {"run": "", "name": "skinexp-unet", "alias": "champion", "uri": DEFAULT_TRACKING.uri}
 

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import NamedTuple, Optional
 
 from skinexp import tracking
-from skinexp.evaluation import postprocess
 from skinexp.errors import ConfigError
+from skinexp.evaluation import postprocess
 
 
 class Registered(NamedTuple):

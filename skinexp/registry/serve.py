@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 
 from skinexp import tracking
+from skinexp.cli.options import check_port_free, parse_options, usage, wants_help
 from skinexp.config.schema import DEFAULT_TRACKING
 from skinexp.errors import ConfigError
-from skinexp.cli.options import free_port, parse_options, usage, wants_help
 
 # The limits' defaults are the served model's and the endpoint's own (they also hold under `mlflow models serve`).
 DEFAULTS = {"run": "", "port": "5001", "host": "127.0.0.1", "uri": DEFAULT_TRACKING.uri, "workers": "auto",
@@ -63,7 +63,7 @@ def serve_command(args: list[str]) -> int:
     workers = worker_count(options["workers"])
     limits = {env: str(_positive(options, key)) for key, env in LIMITS.items()}
     body_bytes = _positive(options, "max_body_mb") * 1024 * 1024
-    port = free_port("serve", options["host"], options["port"])
+    port = check_port_free("serve", options["host"], options["port"])
     uri = tracking.open_store_uri(options["uri"], Path.cwd(), "uri")
     served = model_uri(options["run"], options["uri"])
     local = tracking.local_model(served)

@@ -3,7 +3,7 @@ refuse a bad sampler or pruner at composition, before any trial."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Optional
+from typing import Optional
 
 from skinexp.config.schema import Choice
 
@@ -50,7 +50,7 @@ class OptunaSweeperConf:
     pruner: PrunerName = PrunerName.hyperband
     storage: Optional[str] = None
     study_name: str = "skinexp"
-    params: Dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
 
 
 def register_sweeper() -> None:

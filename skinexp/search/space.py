@@ -30,7 +30,6 @@ def parse_space(params: dict[str, str], arguments: list[str]) -> SearchSpace:
         ConfigError: a dimension Optuna cannot sample (a list sweep `a,b`, an empty choice).
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
-
     from hydra.errors import HydraException
 
     parser = OverridesParser.create()

@@ -83,7 +83,7 @@ def _check_reachable_by_owner(folder: Path) -> None:
                           f"chmod o+x it or run from elsewhere). Received: {folder}")
 
 
-def create_once(root: Path, superuser_password: str) -> Path:
+def create_cluster_once(root: Path, superuser_password: str) -> Path:
     """`<root>/postgres`, initialised once (a cluster that is there already is kept as it is)."""
     data_dir = root / "postgres"
     if (data_dir / "PG_VERSION").is_file():
@@ -121,7 +121,8 @@ def write_private(path: Path, text: str | None, owner: str | None = None) -> Non
         os.close(descriptor)
 
 
-def _free_port() -> int:
+def unused_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -137,11 +138,11 @@ def _psql(port: int, superuser_password: str, sql: str) -> str:
 
 def start(root: Path, superuser_password: str, role_password: str) -> Cluster:
     """Start the cluster on a free 127.0.0.1 port, with ROLE and DATABASES created the first time."""
-    data_dir = create_once(root, superuser_password)
+    data_dir = create_cluster_once(root, superuser_password)
     pg_ctl = str(bin_dir() / "pg_ctl")
     if subprocess.run(_as_owner([pg_ctl, "status", "-D", str(data_dir)]), capture_output=True).returncode == 0:
         stop(data_dir)  # left running by a server that was killed
-    port = _free_port()
+    port = unused_port()
     log = root / "postgres.log"
     write_private(log, None, owner=OWNER if os.geteuid() == 0 else None)
     options = f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories=''"

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Optional
 
 import skinexp.team.postgres as postgres
+from skinexp.cli.options import check_port_free, parse_options, usage, wants_help
 from skinexp.errors import ConfigError, TrackingError
-from skinexp.cli.options import free_port, parse_options, usage, wants_help
 
 ADMIN_PASSWORD_ENV = "SKINEXP_SERVER_ADMIN_PASSWORD"
 DATABASE_ENV = "SKINEXP_SERVER_DATABASE"
@@ -232,7 +232,7 @@ def server_command(args: list[str]) -> int:
     database = database_option(options)
     password = admin_password()
     _check_installed(bool(database))
-    free_port("server", host, str(port))
+    check_port_free("server", host, str(port))
     root = (Path.cwd() / SERVER_DIR).resolve()
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     close_to_others(root)

@@ -9,9 +9,9 @@ import os
 import sys
 from pathlib import Path
 
+from skinexp.cli.options import check_port_free, parse_options, usage, wants_help
 from skinexp.config.schema import DEFAULT_TRACKING
 from skinexp.errors import ConfigError
-from skinexp.cli.options import free_port, parse_options, usage, wants_help
 
 UI_HOST, UI_PORT = "127.0.0.1", int(os.environ.get("SKINEXP_UI_PORT", "5000"))
 DEFAULTS = {"port": str(UI_PORT), "host": UI_HOST, "uri": DEFAULT_TRACKING.uri,
@@ -33,7 +33,7 @@ def ui_command(args: list[str]) -> int:
                           f"at its address. Received: uri={options['uri']}")
     if not options["workers"].isdigit() or int(options["workers"]) < 1:
         raise ConfigError(f"ui workers must be a positive number. Received: workers={options['workers']}")
-    port = free_port("ui", options["host"], options["port"], "pick another port (make ui UI_PORT=5001)")
+    port = check_port_free("ui", options["host"], options["port"], "pick another port (make ui UI_PORT=5001)")
     tracking = SimpleNamespace(uri=options["uri"], experiment=options["experiment"],
                                artifact_root=options["artifact_root"])
     uri, experiment_id = prepare_store(tracking, Path.cwd())

@@ -11,8 +11,8 @@ import getpass
 import os
 import sys
 
-from skinexp.errors import ConfigError
 from skinexp.cli.options import parse_options, wants_help
+from skinexp.errors import ConfigError
 from skinexp.team.server import ADMIN, ADMIN_PASSWORD_ENV
 
 USER_PASSWORD_ENV = "SKINEXP_SERVER_USER_PASSWORD"

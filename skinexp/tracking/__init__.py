@@ -46,6 +46,7 @@ from skinexp.tracking.models import (
     run_model,
     serving_uri,
 )
+from skinexp.tracking.retry import server_gone
 from skinexp.tracking.runs import (
     PARENT_RUN_ENV,
     SWEEP_TAG,
@@ -66,7 +67,6 @@ from skinexp.tracking.runs import (
     stale_runs,
     start_parent_run,
 )
-from skinexp.tracking.retry import server_gone
 from skinexp.tracking.store import (
     EXPERIMENT_KIND,
     EXPERIMENT_KIND_TAG,

@@ -303,10 +303,10 @@ def backend_packages() -> list[str]:
 
     if keras.backend.backend() == "jax":
         return ["jax", "jaxlib"]
-    return ["tensorflow-cpu" if installed("tensorflow-cpu") else "tensorflow"]
+    return ["tensorflow-cpu" if distribution_installed("tensorflow-cpu") else "tensorflow"]
 
 
-def installed(package: str) -> bool:
+def distribution_installed(package: str) -> bool:
     """Whether the distribution `package` is installed (for a logged model's pip requirements)."""
     from importlib import metadata
 

@@ -12,7 +12,7 @@ from mlflow.entities import Dataset, DatasetInput, InputTag
 
 import skinexp.tracking.retry as retry
 from skinexp.errors import ConfigError, TrackingError
-from skinexp.tracking.active import backend_packages, installed, log_model_once
+from skinexp.tracking.active import backend_packages, distribution_installed, log_model_once
 from skinexp.tracking.store import client
 
 SEGMENTER = "segmenter"  # the logged model's name: image files in, mask PNGs out
@@ -33,7 +33,7 @@ def log_segmenter(checkpoint: Path, threshold: float, keep_largest: bool = False
     signature = ModelSignature(inputs=Schema([ColSpec("string", "image")]),
                                outputs=Schema([ColSpec("string", "mask"), ColSpec("double", "lesion_fraction")]))
     packages = ["mlflow", "keras", "numpy", "pillow", "scipy", "pandas", *backend_packages()]
-    requirements = [f"{name}=={metadata.version(name)}" for name in packages if installed(name)]
+    requirements = [f"{name}=={metadata.version(name)}" for name in packages if distribution_installed(name)]
     with warnings.catch_warnings():  # MLflow's advice to log an input example: the signature says it all
         warnings.filterwarnings("ignore", message=r"(?s).*input example", category=UserWarning)
         log_model_once(mlflow.pyfunc.log_model, SEGMENTER, python_model=str(SEGMENTER_CODE),

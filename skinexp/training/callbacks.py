@@ -13,8 +13,8 @@ import keras
 import numpy as np
 
 from skinexp import tracking
-from skinexp.evaluation import figures
 from skinexp.errors import Terminated, TrainingDiverged
+from skinexp.evaluation import figures
 from skinexp.training.resume import LAST_MODEL, write_state
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from skinexp import tracking
+from skinexp.config.naming import override_key
 from skinexp.config.schema import TRAINING_METRICS, TrainAppConfig
 from skinexp.errors import ConfigError
-from skinexp.config.naming import override_key
 
 # What may change when a run continues: how long and how verbosely, the backend, and where its store is.
 SAFE_ON_RESUME = ("train.epochs", "train.verbose", "train.sample_every", "train.early_stopping", "train.backend",

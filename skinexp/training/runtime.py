@@ -31,7 +31,7 @@ def select_backend(backend: Backend, deterministic: bool = False) -> str:
     another backend (the jobs of a sweep that runs in one process share it).
     """
     name = str(backend)
-    if name == Backend.jax and not installed("jax"):
+    if name == Backend.jax and not importable("jax"):
         raise ConfigError(f"backend jax needs JAX, which is not installed: {INSTALL_JAX}. "
                           f"Received: backend=jax")
     keras = sys.modules.get("keras")
@@ -52,7 +52,7 @@ def select_backend(backend: Backend, deterministic: bool = False) -> str:
     return name
 
 
-def installed(package: str) -> bool:
+def importable(package: str) -> bool:
     return importlib.util.find_spec(package) is not None
 
 

@@ -51,7 +51,7 @@ class SweepTracker(Callback):
     def on_multirun_end(self, config, **kwargs: Any) -> None:
         from skinexp import tracking
         from skinexp.comparison.command import compare_sweep
-        from skinexp.comparison.leaderboard import leaderboard, to_csv, to_markdown
+        from skinexp.comparison.leaderboard import leaderboard, leaderboard_csv, leaderboard_markdown
 
         if self.parent_run_id is None:
             return
@@ -66,7 +66,7 @@ class SweepTracker(Callback):
             metrics.update({f"best_{key}": value for key, value in best["metrics"].items()})
             metrics["best_val_image_iou"] = best["score"]  # what the leaderboard ranked
         tracking.finish_parent_run(self.parent_run_id, metrics, tags, {
-            "leaderboard.csv": to_csv(table), "leaderboard.md": to_markdown(table)})
+            "leaderboard.csv": leaderboard_csv(table), "leaderboard.md": leaderboard_markdown(table)})
         try:  # the report must not fail a sweep that trained
             report = compare_sweep(self.parent_run_id, Path(config.hydra.sweep.dir) / "comparison")
             if report is not None:
@@ -76,7 +76,7 @@ class SweepTracker(Callback):
                   flush=True)
         os.environ.pop(tracking.PARENT_RUN_ENV, None)
         print(f"skinexp: sweep {self.parent_run_id}: {finished} finished, {len(table) - finished} failed\n"
-              f"{to_markdown(table)}", flush=True)
+              f"{leaderboard_markdown(table)}", flush=True)
 
 
 def end_unfinished_sweep(error: BaseException) -> None:

@@ -12,16 +12,16 @@ from typing import Optional
 import numpy as np
 
 from skinexp import tracking
-from skinexp.training import runtime
 from skinexp.config.checks import check_train
 from skinexp.config.schema import Precision, Schedule
 from skinexp.data.sources import load_splits
 from skinexp.data.types import DataSplits
 from skinexp.evaluation.figures import close, curves_figure
-from skinexp.training.resume import ResumeState
-from skinexp.model.flops import training_flops_per_image
 from skinexp.evaluation.scores import best_threshold
+from skinexp.model.flops import training_flops_per_image
+from skinexp.training import runtime
 from skinexp.training.budget import Plan, images_after, plan, probe_step_seconds
+from skinexp.training.resume import ResumeState
 
 VAL_COLUMNS = ("id", "iou", "dice", "precision", "sensitivity", "specificity", "hd95")
 # The threshold every run's per-image table and `val_image_*` metrics are declared at: one rule for every run
@@ -78,11 +78,19 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
 
     import keras
 
-    from skinexp.training.callbacks import (DeferInterrupts, DivergenceGuard, EpochLogger, EpochState, Interrupts,
-                                   ReportToTrial, SampleMasks, StopAtStep)
     from skinexp.data.pipeline import make_dataset
     from skinexp.evaluation.inference import predict_probabilities
     from skinexp.model.deep_supervision import DeepSupervision  # also registers it, for resuming from last.keras
+    from skinexp.training.callbacks import (
+        DeferInterrupts,
+        DivergenceGuard,
+        EpochLogger,
+        EpochState,
+        Interrupts,
+        ReportToTrial,
+        SampleMasks,
+        StopAtStep,
+    )
 
     precision, decided_by = runtime.resolve_precision(cfg.train.precision, backend)
     if cfg.train.precision == Precision.auto:
@@ -257,8 +265,8 @@ def _plan(cfg, splits: DataSplits, steps_per_epoch: int) -> Plan:
 def _build_compiled(cfg, steps_per_epoch: int, total_steps: int):
     from skinexp.model.losses import build_loss
     from skinexp.model.metrics import training_metrics
-    from skinexp.model.unet import build_unet
     from skinexp.model.optim import build_optimizer
+    from skinexp.model.unet import build_unet
 
     model = build_unet(cfg.model, cfg.dataset.image_size)
     model.compile(optimizer=build_optimizer(cfg.optim, steps_per_epoch, total_steps),
