@@ -129,7 +129,7 @@ def test_sigkill_leaves_a_stale_run_that_runs_lists_fixes_and_resume_continues(t
 
 def test_nan_loss_stops_at_once_fails_the_run_and_exits_2(tmp_path, main, store):
     result = main("train", *TINY, "optim=sgd", "optim.lr=1e30", "train.epochs=5", *store["overrides"], cwd=tmp_path)
-    assert error_line(result).startswith("skinexp: error: training loss became nan")
+    assert error_line(result).startswith("skinexp: error: training diverged: NaN or Inf loss encountered at batch")
     client, run = _only_run(store["uri"])
     assert run.info.status == "FAILED" and "TrainingDiverged" in run.data.tags["failure_reason"]
     assert len(client.get_metric_history(run.info.run_id, "val_loss")) <= 1

@@ -1,7 +1,6 @@
-"""Keras callbacks that feed MLflow: per-epoch metrics and throughput, sample masks, divergence guard."""
+"""Keras callbacks that feed MLflow: per-epoch metrics and throughput, sample masks, epoch state, interrupts."""
 from __future__ import annotations
 
-import math
 import os
 import signal
 import threading
@@ -13,7 +12,7 @@ import keras
 import numpy as np
 
 from skinexp import tracking
-from skinexp.errors import Terminated, TrainingDiverged
+from skinexp.errors import Terminated
 from skinexp.evaluation import figures
 from skinexp.training.resume import LAST_MODEL, write_state
 
@@ -96,16 +95,6 @@ class SampleMasks(keras.callbacks.Callback):
         last = epoch + 1 == self.params.get("epochs")
         if len(self.images) and ((epoch + 1) % self.every == 0 or last):
             self._log(epoch + 1)
-
-
-class DivergenceGuard(keras.callbacks.Callback):
-    """Stops at the first NaN or infinite training loss by raising TrainingDiverged."""
-
-    def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            raise TrainingDiverged(f"training loss became {float(loss)} at batch {batch + 1}; lower optim.lr "
-                                   f"or check the data. Received: loss={float(loss)}")
 
 
 class EpochState(keras.callbacks.Callback):

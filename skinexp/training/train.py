@@ -16,6 +16,7 @@ from skinexp.config.checks import check_train
 from skinexp.config.schema import Precision, Schedule
 from skinexp.data.sources import load_splits
 from skinexp.data.types import DataSplits
+from skinexp.errors import TrainingDiverged
 from skinexp.evaluation.figures import close, curves_figure
 from skinexp.evaluation.scores import best_threshold
 from skinexp.model.flops import training_flops_per_image
@@ -83,7 +84,6 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
     from skinexp.model.deep_supervision import DeepSupervision  # also registers it, for resuming from last.keras
     from skinexp.training.callbacks import (
         DeferInterrupts,
-        DivergenceGuard,
         EpochLogger,
         EpochState,
         Interrupts,
@@ -130,7 +130,7 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
                                                  initial_value_threshold=resume.best if resume else None)
     interrupts = Interrupts()
     callbacks = [
-        DivergenceGuard(),
+        keras.callbacks.TerminateOnNaN(raise_error=True),  # before any callback sees the batch
         DeferInterrupts(interrupts, defer=True),
         checkpoint,
         EpochState(checkpoint_dir, checkpoint),  # after the checkpoint, so it records the updated best
@@ -178,6 +178,11 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
                           initial_epoch=resume.epoch if resume else 0,
                           steps_per_epoch=steps_per_epoch if train_cfg.max_steps_per_epoch else None,
                           verbose=keras_verbosity(train_cfg.verbose), shuffle=False)  # the dataset shuffles itself
+            except RuntimeError as error:  # TerminateOnNaN's, at the first NaN or infinite batch loss
+                if "NaN or Inf loss" not in str(error):
+                    raise
+                raise TrainingDiverged(f"training diverged: {error} Lower optim.lr or check the data. "
+                                       f"Received: optim.lr={cfg.optim.lr}") from None
             except KeyboardInterrupt as interrupt:  # what the entry point tells the user
                 interrupt.epochs_done = len(epoch_logger.history.get("loss", []))
                 interrupt.epochs = training_plan.epochs
