@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import metadata, write
+
 REPO = Path(__file__).resolve().parent.parent
 SETTINGS = ["dataset=isic_real", "dataset.image_size=32", "model.depth=2", "model.filters=8", "train.epochs=4",
             "train.batch_size=16", "train.max_steps_per_epoch=4", "train.sample_count=0", "train.verbose=0",
@@ -56,6 +58,7 @@ def spread(values: list[float]) -> dict:
 
 
 def main() -> None:
+    meta = metadata(2)
     os.environ.setdefault("SKINEXP_REAL_DATA", str(REPO.parent / "shared" / "data" / "isic-real"))
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -66,10 +69,11 @@ def main() -> None:
     summary = {pruner: {key: spread([run[key] for run in runs if run["pruner"] == pruner])
                         for key in ("wall_seconds", "epochs_trained", "best_val_image_iou")}
                for pruner in ("hyperband", "none")}
-    out = {"what": "16-trial Optuna search on the real images, Hyperband pruning vs none, 2 repeats (seeds 1, 2)",
+    out = {"meta": meta,
+           "what": "16-trial Optuna search on the real images, Hyperband pruning vs none, 2 repeats (seeds 1, 2)",
            "settings": SETTINGS, "cpu_cores": os.cpu_count(), "runs": runs, "summary": summary,
            "note": "a small budget on 2 shared CPU cores; best_val_image_iou is the best completed trial's value"}
-    (REPO / "docs" / "search_pruning.json").write_text(json.dumps(out, indent=1) + "\n")
+    write("search_pruning", out)
     print(json.dumps(summary, indent=1))
 
 
