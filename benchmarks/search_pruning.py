@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from machine import metadata, write
+from machine import metadata, spread, write
 
 REPO = Path(__file__).resolve().parent.parent
 SETTINGS = ["dataset=isic_real", "dataset.image_size=32", "model.depth=2", "model.filters=8", "train.epochs=4",
@@ -50,11 +49,6 @@ def one_search(workdir: Path, pruner: str, seed: int) -> dict:
             "best_val_image_iou": max(t.user_attrs.get("val_image_iou", float("nan")) for t in trials
                                       if t.state.name == "COMPLETE"),
             "best_val_image_iou_any_trial": max(t.user_attrs.get("val_image_iou", float("-inf")) for t in trials)}
-
-
-def spread(values: list[float]) -> dict:
-    return {"mean": statistics.mean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "min": min(values), "max": max(values)}
 
 
 def main() -> None:
