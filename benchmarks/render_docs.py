@@ -5,7 +5,8 @@ spread first), and the README a summary table between its `<!-- benchmarks -->` 
 
     python benchmarks/render_docs.py           # write them (`make docs`)
     python benchmarks/render_docs.py --check   # exit 1 when a doc differs from its JSON, a relative link is
-                                               # broken, or a measured figure sits outside the rendered text
+                                               # broken, a measured figure sits outside the rendered text, or
+                                               # a `make` target or skinexp command in the docs does not exist
                                                # (`make docs-check`)
 
 Standard library only: it runs without the project installed.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -140,6 +142,22 @@ def typed_figures(files: list[Path]) -> list[str]:
     return problems
 
 
+def missing_commands(files: list[Path]) -> list[str]:
+    """`make X` in the docs that the Makefile lacks, and skinexp commands that the docs and `--help` disagree on."""
+    targets = set(re.findall(r"^([\w-]+):", (REPO / "Makefile").read_text(), flags=re.M))
+    text = "\n".join(path.read_text() for path in files)
+    named = set(re.findall(r"(?:`|^)make ([a-z][\w-]*)", text, flags=re.M))  # `make X` and code lines
+    problems = [f"`make {name}`: no such Makefile target" for name in sorted(named - targets)]
+    python = REPO / ".venv" / "bin" / "python"
+    if python.is_file():  # the commands `python -m skinexp --help` lists (it imports no TensorFlow)
+        shown = subprocess.run([str(python), "-m", "skinexp", "--help"], capture_output=True, text=True, cwd=REPO)
+        listed = set(re.findall(r"^  (\w+) ", shown.stdout.split("commands:")[-1], flags=re.M))
+        readme = set(re.findall(r"python -m skinexp (\w+)", (REPO / "README.md").read_text()))
+        problems += [f"`python -m skinexp {name}` is not a command" for name in sorted(readme - listed)]
+        problems += [f"README.md does not mention `python -m skinexp {name}`" for name in sorted(listed - readme)]
+    return problems
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 when the docs differ from the JSON or break")
@@ -157,6 +175,7 @@ def main() -> int:
         problems += [f"broken link: {problem}" for problem in broken_links(files)]
         problems += [f"typed figure (render it from a JSON, or delete it): {problem}"
                      for problem in typed_figures(files)]
+        problems += [f"command: {problem}" for problem in missing_commands(files)]
     for problem in problems:
         print(f"docs-check: {problem}", file=sys.stderr)
     return 1 if problems else 0
