@@ -113,7 +113,7 @@ def precision(result: dict):
     lines = [provenance(meta), "", f"One sweep, `train.precision` x `train.seed`, on `{' '.join(result['config'])}`; "
              f"compared with `python -m skinexp compare ... group_by=train.precision`. Quantity: {result['quantity']}.",
              "", table(["precision", "seed", score, "best epoch", "img/s" if "images_per_sec" in runs[0] else "run"],
-                       [[r["precision"], str(r["seed"]), f"{r[score]:.3f}", str(r["best_epoch"]),
+                       [[r["precision"], str(r["seed"]), f"{r[score]:.3f}", str(int(r["best_epoch"])),
                          f"{r['images_per_sec']:.1f}" if "images_per_sec" in r else r["run_id"][:8]] for r in runs]),
              ""]
     groups = result["comparison"]
@@ -121,7 +121,7 @@ def precision(result: dict):
     lines += [table(["group", "runs", "mean", f"95 % interval ({interval})", "p vs the best", "verdict"],
                     [[g["group"], str(g["runs"]), f"{float(g['mean']):.3f}",
                       f"{float(g['ci95_low']):.3f}..{float(g['ci95_high']):.3f}",
-                      f"{float(g['p_value']):.2f}" if g.get("p_value") not in (None, "") else "", g["verdict"]]
+                      f"{float(g['p_value']):.2g}" if g.get("p_value") not in (None, "") else "", g["verdict"]]
                      for g in groups]), ""]
     if result.get("comparison_note"):
         lines += [result["comparison_note"] + ".", ""]
