@@ -130,7 +130,7 @@ bench-serve: $(STAMP)  ## REST endpoint latency vs predict in-process, one 600x4
 docs:  ## render docs/benchmarks.md and the README's benchmark table from the benchmarks' JSON in docs/
 	python3 benchmarks/render_docs.py
 
-docs-check:  ## fail when a figure in the docs differs from its JSON
+docs-check:  ## fail when a figure in the docs differs from its JSON, a relative link is broken, or a figure is typed
 	python3 benchmarks/render_docs.py --check
 
 lint: $(STAMP)

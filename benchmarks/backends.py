@@ -4,7 +4,7 @@ The same model (the default 16-filter U-Net), the same synthetic images at 128 p
 and XLA (`jit_compile=True`) on both; each measurement in a fresh process with `KERAS_BACKEND` set, one warm-up
 epoch (tracing, compilation), then timed epochs, through skinexp's own input pipeline for that backend (tf.data;
 PyDataset). Repeated `--repeats` times, interleaved (TF, JAX, TF, JAX, ...); prints the median, the range and the
-median of the per-round ratios. Writes the numbers to `--out`.
+median of the per-round ratios. Writes the numbers to `docs/backends.json` (`--out` names another folder).
 
     python benchmarks/backends.py [--repeats 3] [--images 96] [--epochs 2]
 """
@@ -19,6 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from machine import DOCS, metadata, spread, write
 from throughput import WORKLOADS, write_data
 
 BACKENDS = ("tensorflow", "jax")
@@ -29,8 +30,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--images", type=int, default=96)
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs after the warm-up epoch")
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "docs" / "backends.json"))
+    parser.add_argument("--out", type=Path, default=DOCS, help="the folder of backends.json")
     args = parser.parse_args()
+    meta = metadata(args.repeats)
     data = write_data("synthetic", args.images, Path(tempfile.mkdtemp(prefix="skinexp-backends-")))
     payload = {**WORKLOADS["synthetic"], "mode": "skinexp", "precision": "auto", "jit_compile": True,
                "data": str(data), "epochs": args.epochs}
@@ -44,7 +46,8 @@ def main() -> None:
             samples[backend].append(result)
             print(f"round {round_number + 1}: {backend}: {result['img_s']:.2f} img/s", file=sys.stderr)
     rates = {backend: [r["img_s"] for r in results] for backend, results in samples.items()}
-    ratio = statistics.median(j / t for j, t in zip(rates["jax"], rates["tensorflow"]))
+    ratios = [j / t for j, t in zip(rates["jax"], rates["tensorflow"])]
+    ratio = statistics.median(ratios)
     spec = WORKLOADS["synthetic"]
     print(f"backends: model={spec['model']} filters={spec['filters']}, {spec['size']} px, batch {spec['batch']}, "
           f"{args.images} synthetic images, precision {samples['jax'][0]['precision']}, jit_compile on both, "
@@ -53,9 +56,10 @@ def main() -> None:
     for backend, values in rates.items():
         print(f"| {backend} | {statistics.median(values):.2f} | {min(values):.2f}..{max(values):.2f} |")
     print(f"JAX / TensorFlow: {ratio:.2f}x (median of the per-round ratios)")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"args": vars(args), "samples": samples, "jax_over_tensorflow": ratio}, indent=1))
+    arguments = {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
+    write("backends", {"meta": meta, "args": arguments, "samples": samples,
+                       "img_s": {backend: spread(values) for backend, values in rates.items()},
+                       "jax_over_tensorflow": ratio, "jax_over_tensorflow_rounds": ratios}, args.out)
 
 
 if __name__ == "__main__":

@@ -13,13 +13,14 @@ what the GPU machine lacks from wheels first. Writes `gpu_check.json` into `--ou
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from machine import metadata, spread, write
 
 
 def main() -> int:
@@ -34,9 +35,9 @@ def main() -> int:
     parser.add_argument("--compute-steps", type=int, default=20,
                         help="timed forward+backward steps on one batch already on the device (0: skip)")
     args = parser.parse_args()
-    command = " ".join(["benchmarks/gpu_check.py", *sys.argv[1:]])  # before Hydra rewrites sys.argv
     if args.epochs < 2:
         parser.error("--epochs must be at least 2: the first one compiles")
+    meta = metadata(args.epochs - 1)  # before Hydra rewrites sys.argv; the repeats are the timed epochs
 
     os.environ["KERAS_BACKEND"] = "jax"
     import jax
@@ -75,21 +76,22 @@ def main() -> int:
                                      key=lambda m: m.step)]
     cfg = compose("train", overrides)
     flops = training_flops_per_image(build_unet(cfg.model, args.size))
-    compute_img_s = compute_only_rate(cfg.model, args, run.data.params["train.precision"]) if args.compute_steps else None
+    precision = run.data.params["train.precision"]
+    compute_img_s = compute_only_rate(cfg.model, args, precision) if args.compute_steps else None
     timed = rates[1:]
     img_s = statistics.median(timed)
     device = jax.devices()[0]
     stats = device.memory_stats() or {}
     result = {
-        "device": str(device), "platform": device.platform, "jax": jax.__version__, "run_id": run.info.run_id,
-        "image_size": args.size, "batch": args.batch, "train_images_per_epoch": int(args.images * 0.8),
-        "epochs": args.epochs, "precision": run.data.params["train.precision"],
+        "meta": meta, "device": str(device), "platform": device.platform, "jax": jax.__version__,
+        "run_id": run.info.run_id, "image_size": args.size, "batch": args.batch,
+        "train_images_per_epoch": int(args.images * 0.8), "epochs": args.epochs, "precision": precision,
         "img_s_per_epoch": rates, "img_s_median_after_warmup": img_s, "img_s_range": [min(timed), max(timed)],
         "training_gflop_per_image": flops / 1e9, "achieved_tflop_s": img_s * flops / 1e12,
         "fraction_of_peak": img_s * flops / 1e12 / args.peak, "peak_tflop_s": args.peak,
         "peak_memory_gib": stats.get("peak_bytes_in_use", 0) / 2**30 if stats else None,
         "compute_only_img_s": compute_img_s,
-        "wall_seconds": wall, "cpu": cpu_description(), "command": command,
+        "img_s_spread": spread(timed), "wall_seconds": wall,
     }
     print(f"gpu check on {device} (JAX {jax.__version__}), model=unet_seed at {args.size} px, batch {args.batch}, "
           f"{result['precision']}, XLA")
@@ -105,9 +107,7 @@ def main() -> int:
         print(f"  compute only (forward+backward on a batch already on the device): {compute_img_s:.1f} img/s; "
               f"fit reaches {img_s / compute_img_s:.0%} of it")
     print(f"  wall time of the training command: {wall:.0f} s")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "gpu_check.json").write_text(json.dumps(result, indent=1))
+    write("gpu_check", result, Path(args.out))
     return 0
 
 
@@ -140,15 +140,6 @@ def compute_only_rate(model_cfg, args, precision: str) -> float:
         jax.block_until_ready(step(trainable, frozen, images, masks))
         seconds.append(time.perf_counter() - started)
     return args.batch / statistics.median(seconds)
-
-
-def cpu_description() -> dict:
-    """The host processor's model name and the vector flags that decide its bf16 speed."""
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
-    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
-    return {"model": model, "cores": os.cpu_count(),
-            "flags": sorted(set(flags) & {"avx2", "avx512f", "avx512_bf16", "amx_bf16"})}
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Peak memory of a training epoch at ISIC-2018 scale: skinexp's npy source + tf.data pipeline vs the notebook.
 
-    python benchmarks/memory.py [--steps 50] [--keep DIR]
+    python benchmarks/memory.py [--steps 50] [--repeats 3] [--sides notebook,skinexp,...] [--keep DIR]
 
 Writes 2,594 images at 256 px in the notebook's .npy layout to a temp dir (data_train 1,815 /
 data_val 259 / data_test 520, images uint8 (N, 256, 256, 3), masks uint8 (N, 256, 256) 0/255; the
@@ -21,7 +21,8 @@ on two CPU cores: the model and its activations cost the same on both sides, so 
 data handling. With capped steps skinexp touches only the memory-mapped pages of the batches it
 reads; a full epoch (`--steps 0`) adds at most the set's uint8 size (about 510 MB of page cache,
 counted in RSS but reclaimable).
-The goal is skinexp <= 1/3 of the notebook's peak.
+The goal is skinexp <= 1/3 of the notebook's peak. The sides run in turn, `--repeats` rounds; the median, the
+spread and the median of the per-round ratios skinexp / notebook are written to `docs/memory.json`.
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from machine import DOCS, metadata, spread, write
 
 COUNTS = {"train": 1815, "val": 259, "test": 520}  # ISIC 2018 as BCDU-Net splits it: 2,594 images
 SIZE = 256
@@ -139,7 +141,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=50, help="training steps per side (0: a full epoch)")
     parser.add_argument("--sides", default="notebook,skinexp,skinexp-slices,model-only")
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--keep", type=Path, help="write (or reuse) the .npy files here instead of a temp dir")
+    parser.add_argument("--out", type=Path, default=DOCS)
     parser.add_argument("--side", help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -149,6 +153,9 @@ def main() -> None:
         print(json.dumps({"side": args.side, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
         return
 
+    meta = metadata(args.repeats)
+    sides = args.sides.split(",")
+    samples: dict[str, list[dict]] = {side: [] for side in sides}
     with tempfile.TemporaryDirectory(prefix="skinexp-memory-") as temporary:
         data = args.keep or Path(temporary)
         data.mkdir(parents=True, exist_ok=True)
@@ -156,13 +163,23 @@ def main() -> None:
             write_data(data)
         gib = sum(f.stat().st_size for f in data.glob("*.npy")) / 2**30
         print(f"{sum(COUNTS.values())} images at {SIZE} px in .npy files ({gib:.2f} GiB uint8); "
-              f"{args.steps or 'a full epoch of'} steps, batch {BATCH}, {' '.join(MODEL)}")
-        results = {side: measure(side, data, args.steps) for side in args.sides.split(",")}
-    for side, result in results.items():
-        print(f"{side:15s} peak RSS {result['peak_mib']:8.0f} MiB   ({result['seconds']:.0f} s)")
-    if "notebook" in results and "skinexp" in results:
-        ratio = results["skinexp"]["peak_mib"] / results["notebook"]["peak_mib"]
-        print(f"skinexp / notebook = {ratio:.2f} (goal <= 0.33: {'met' if ratio <= 1 / 3 else 'NOT met'})")
+              f"{args.steps or 'a full epoch of'} steps, batch {BATCH}, {' '.join(MODEL)}; {args.repeats} rounds")
+        for _ in range(args.repeats):
+            for side in sides:
+                samples[side].append(measure(side, data, args.steps))
+                print(f"{side:15s} peak RSS {samples[side][-1]['peak_mib']:8.0f} MiB   "
+                      f"({samples[side][-1]['seconds']:.0f} s)", flush=True)
+    result = {"meta": meta, "images": sum(COUNTS.values()), "image_size": SIZE, "data_gib": gib, "steps": args.steps,
+              "batch": BATCH, "model": MODEL, "goal": "skinexp / notebook <= 1/3",
+              "sides": {side: {"peak_mib": spread([r["peak_mib"] for r in runs]),
+                               "seconds": spread([r["seconds"] for r in runs])} for side, runs in samples.items()}}
+    if "notebook" in samples and "skinexp" in samples:
+        ratios = [ours["peak_mib"] / theirs["peak_mib"]
+                  for ours, theirs in zip(samples["skinexp"], samples["notebook"])]
+        result["skinexp_over_notebook"] = spread(ratios)
+        print(f"skinexp / notebook = {result['skinexp_over_notebook']['median']:.2f} "
+              f"(goal <= 0.33: {'met' if max(ratios) <= 1 / 3 else 'NOT met'})")
+    write("memory", result, args.out)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ noise; a shift d is added to them and d grows until the test gives p < 0.05, on 
 resamples (seeded, 50 of them, with replacement) of the same differences at the size of the out-of-fold pool
 (the median d is reported).
 
-    python benchmarks/noise.py [--root DIR] [--size 64] [--epochs 6] [--out docs/noise.json]
+    python benchmarks/noise.py [--root DIR] [--size 64] [--epochs 6] [--out docs]
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from machine import DOCS, metadata, write
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -53,15 +54,13 @@ def main() -> None:
     parser.add_argument("--root", default=str(REPO.parent / "shared" / "data" / "isic-real"))
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--out", type=Path, default=REPO / "docs" / "noise.json")
+    parser.add_argument("--out", type=Path, default=DOCS, help="the folder of noise.json")
     args = parser.parse_args()
-
-    import datetime
+    meta = metadata(3)  # 3 seeds on one split; the 5 folds are the other repeats
 
     from skinexp import tracking
     from skinexp.comparison.statistics import minimum_detectable_difference
     from skinexp.comparison.table import parse_per_image
-    from skinexp.training.runtime import cpu_flags
 
     with tempfile.TemporaryDirectory(prefix="skinexp-noise-") as scratch:
         workdir = Path(scratch)
@@ -85,10 +84,7 @@ def main() -> None:
     pooled_shifts = [smallest_resolved_shift(rng.choice(differences, size=pool, replace=True)) for _ in range(50)]
     pooled_mdd = [minimum_detectable_difference(rng.choice(differences, size=pool, replace=True)) for _ in range(50)]
     result = {
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "date": datetime.date.today().isoformat(),
-        "machine": {"cpu": _cpu_model(), "cores": os.cpu_count(),
-                    "flags": sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_bf16"})},
+        "meta": meta,
         "images": {"single_split_val": len(common), "out_of_fold": pool},
         "val_image_iou": {"seeds": seed_scores, "folds": fold_scores},
         "sd_across_seeds": float(np.std(seed_scores, ddof=1)), "sd_across_folds": float(np.std(fold_scores, ddof=1)),
@@ -102,16 +98,8 @@ def main() -> None:
                                          "five_fold_range": [float(min(pooled_shifts)), float(max(pooled_shifts))]},
         "settings": {"size": args.size, "epochs": args.epochs, "model.filters": 8},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-
-
-def _cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return ""
+    write("noise", result, args.out)
+    print(json.dumps({key: value for key, value in result.items() if key != "per_image_seed_differences"}, indent=2))
 
 
 if __name__ == "__main__":

@@ -5,20 +5,25 @@ the Wilcoxon signed-rank test on the same validation images, Holm-corrected, and
 One Hydra sweep (`train.precision=float32,mixed_bfloat16 train.seed=0,1,2`, 6 runs, one MLflow parent) at a
 CPU-cheap size (64 px, 8 filters, batch norm, AdamW, BCE + Dice, 6 epochs: the size of `benchmarks/noise.py`),
 then `python -m skinexp compare sweep=<parent> group_by=train.precision`, whose table this prints, with each
-group's mean training img/s. Pass `--extra` to use another config (e.g. `+experiment=isic_cpu` for the full
-recipe).
+group's mean training img/s. Writes the runs (seed, precision, `val_image_iou`, `best_val_iou`, img/s, minutes) and
+compare's table (`comparison.csv`) to `docs/precision.json`. Pass `--extra` to use another config (e.g.
+`+experiment=isic_cpu` for the full recipe).
 
     python benchmarks/precision.py [--root DIR] [--size 64] [--epochs 6] [--seeds 0,1,2] [--extra KEY=VALUE ...]
 """
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from machine import DOCS, metadata, spread, write
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -31,7 +36,9 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--precisions", default="float32,mixed_bfloat16")
     parser.add_argument("--extra", nargs="*", default=[])
+    parser.add_argument("--out", type=Path, default=DOCS, help="the folder of precision.json")
     args = parser.parse_args()
+    meta = metadata(len(args.seeds.split(",")))
     workdir = Path(tempfile.mkdtemp(prefix="skinexp-precision-"))
     uri = f"sqlite:///{workdir / 'mlflow.db'}"
     env = {**os.environ, "SKINEXP_REAL_DATA": args.root, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -51,20 +58,35 @@ def main() -> None:
     runs = client.search_runs([experiment.experiment_id])
     (parent,) = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
     children = [run for run in runs if "mlflow.parentRunId" in run.data.tags]
+    report = workdir / "report"
     compared = subprocess.run([sys.executable, "-m", "skinexp", "compare", f"sweep={parent.info.run_id}",
-                               "experiment=precision", "group_by=train.precision", f"uri={uri}"], cwd=workdir, env=env,
-                              capture_output=True, text=True, check=True)
+                               "experiment=precision", "group_by=train.precision", f"uri={uri}", f"report={report}"],
+                              cwd=workdir, env=env, capture_output=True, text=True, check=True)
     print(f"precision: {len(children)} runs ({args.precisions} x seeds {args.seeds}), "
           f"{' '.join(config)}")
     print(compared.stdout)
+    runs = []
+    for run in children:
+        rates = [m.value for m in client.get_metric_history(run.info.run_id, "images_per_sec")]
+        runs.append({"precision": run.data.params["train.precision"], "seed": int(run.data.params["train.seed"]),
+                     "val_image_iou": run.data.metrics["val_image_iou"],
+                     "best_val_iou": run.data.metrics["best_val_iou"], "best_epoch": run.data.metrics["best_epoch"],
+                     "images_per_sec": statistics.mean(rates),
+                     "minutes": (run.info.end_time - run.info.start_time) / 60000, "run_id": run.info.run_id})
+    groups = list(csv.DictReader(io.StringIO((report / "comparison.csv").read_text())))
+    speed = {}
     for precision in args.precisions.split(","):
-        rates = [statistics.mean(m.value for m in client.get_metric_history(run.info.run_id, "images_per_sec"))
-                 for run in children if run.data.params["train.precision"] == precision]
-        minutes = [(run.info.end_time - run.info.start_time) / 60000 for run in children
-                   if run.data.params["train.precision"] == precision]
-        print(f"{precision}: training {statistics.mean(rates):.1f} img/s (mean of runs; "
-              f"{min(rates):.1f}..{max(rates):.1f}), {statistics.mean(minutes):.1f} min a run")
+        mine = [run for run in runs if run["precision"] == precision]
+        speed[precision] = {"images_per_sec": spread([run["images_per_sec"] for run in mine]),
+                            "minutes": spread([run["minutes"] for run in mine])}
+        print(f"{precision}: training {speed[precision]['images_per_sec']['mean']:.1f} img/s (mean of runs; "
+              f"{speed[precision]['images_per_sec']['min']:.1f}..{speed[precision]['images_per_sec']['max']:.1f}), "
+              f"{speed[precision]['minutes']['mean']:.1f} min a run")
     print(f"store: {uri}")
+    quantity = "val_image_iou: each run's mean per-image IoU at 0.5 of its kept checkpoint (compare's quantity)"
+    runs.sort(key=lambda run: (run["precision"], run["seed"]))
+    write("precision", {"meta": meta, "config": config, "quantity": quantity, "runs": runs, "comparison": groups,
+                        "speed": speed}, args.out)
 
 
 if __name__ == "__main__":

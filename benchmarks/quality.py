@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import metadata, write
+
 TARGET = 0.80
 COMMON = ["dataset=isic_real", "dataset.image_size=128", "dataset.val_split=0.15", "dataset.test_split=0.15",
           "dataset.seed=0", "tracking.log_model=false", "tracking.experiment=quality", "train.verbose=0"]
@@ -104,6 +106,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "docs"))
     parser.add_argument("--extra", nargs="*", default=[], help="overrides added to both sides (smoke tests)")
     args = parser.parse_args()
+    meta = metadata(1)  # one run of each side: the curves describe these runs, with no spread
     workdir = Path(tempfile.mkdtemp(prefix="skinexp-quality-"))
     uri = f"sqlite:///{workdir / 'mlflow.db'}"
     results = {}
@@ -149,7 +152,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     fig.savefig(out / "quality_over_time.png", dpi=110)
-    (out / "quality_over_time.json").write_text(json.dumps(results, indent=1))
+    write("quality_over_time", {"meta": meta, **results}, out)
 
     ours, theirs = results["isic_cpu"], results["notebook recipe"]
     print("| recipe | epochs | best val IoU | minutes to val IoU 0.80 | test mean per-image IoU | with TTA + largest "

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from machine import metadata, spread, write
 
 REPO = Path(__file__).resolve().parent.parent
 SETTINGS = ["dataset=isic_real", "dataset.image_size=32", "model.depth=2", "model.filters=8", "train.epochs=4",
@@ -50,12 +51,8 @@ def one_search(workdir: Path, pruner: str, seed: int) -> dict:
             "best_val_image_iou_any_trial": max(t.user_attrs.get("val_image_iou", float("-inf")) for t in trials)}
 
 
-def spread(values: list[float]) -> dict:
-    return {"mean": statistics.mean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "min": min(values), "max": max(values)}
-
-
 def main() -> None:
+    meta = metadata(2)
     os.environ.setdefault("SKINEXP_REAL_DATA", str(REPO.parent / "shared" / "data" / "isic-real"))
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -66,10 +63,11 @@ def main() -> None:
     summary = {pruner: {key: spread([run[key] for run in runs if run["pruner"] == pruner])
                         for key in ("wall_seconds", "epochs_trained", "best_val_image_iou")}
                for pruner in ("hyperband", "none")}
-    out = {"what": "16-trial Optuna search on the real images, Hyperband pruning vs none, 2 repeats (seeds 1, 2)",
+    out = {"meta": meta,
+           "what": "16-trial Optuna search on the real images, Hyperband pruning vs none, 2 repeats (seeds 1, 2)",
            "settings": SETTINGS, "cpu_cores": os.cpu_count(), "runs": runs, "summary": summary,
            "note": "a small budget on 2 shared CPU cores; best_val_image_iou is the best completed trial's value"}
-    (REPO / "docs" / "search_pruning.json").write_text(json.dumps(out, indent=1) + "\n")
+    write("search_pruning", out)
     print(json.dumps(summary, indent=1))
 
 

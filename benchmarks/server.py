@@ -1,12 +1,13 @@
 """Tracking throughput: metrics per second into a local SQLite store and through the team server (PostgreSQL,
 basic-auth), in the same run, the way training logs them (skinexp.tracking.log_metrics: one batch per epoch).
 
-    python benchmarks/server.py [--runs 4] [--epochs 50] [--metrics 12] [--repeat 3] [--uri http://HOST:PORT]
+    python benchmarks/server.py [--runs 4] [--epochs 50] [--metrics 12] [--repeats 3] [--uri http://HOST:PORT]
 
 Without --uri it starts `python -m skinexp server` (private PostgreSQL cluster) in a temporary folder and stops it
 at the end; with --uri it uses that server and the login in MLFLOW_TRACKING_USERNAME / _PASSWORD. Each repeat logs
 `runs` runs of `epochs` batches of `metrics` values into each store; the table gives the mean, the spread (standard
-deviation, min..max) over the repeats, and the server's rate relative to SQLite.
+deviation, min..max) over the repeats, and the server's rate relative to SQLite (median of the per-repeat ratios;
+the two stores alternate within each repeat). Writes `docs/server.json`.
 """
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
+
+from machine import DOCS, metadata, spread, write
 
 ADMIN_PASSWORD = "benchmark-admin-password"
 
@@ -61,9 +64,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--metrics", type=int, default=12, help="values per batch (a training epoch logs 14)")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--uri", default="", help="an existing server (default: start one)")
+    parser.add_argument("--out", type=Path, default=DOCS)
     args = parser.parse_args()
+    meta = metadata(args.repeats)
 
     folder = Path(tempfile.mkdtemp(prefix="skinexp-bench-server-"))
     folder.chmod(0o755)  # the `postgres` user reaches its cluster through it
@@ -80,19 +85,26 @@ def main() -> None:
         stores = {"SQLite (local file)": f"sqlite:///{folder / 'mlflow.db'}", "server (PostgreSQL, logins)": uri}
         values = args.runs * args.epochs * args.metrics
         rates: dict[str, list[float]] = {name: [] for name in stores}
-        for _ in range(args.repeat):
+        for _ in range(args.repeats):
             for name, store in stores.items():
                 rates[name].append(values / log_runs(store, folder / "artifacts", args.runs, args.epochs,
                                                      args.metrics))
         print(f"{args.runs} runs x {args.epochs} batches x {args.metrics} metrics = {values} values per store, "
-              f"{args.repeat} repeats\n")
+              f"{args.repeats} repeats\n")
         print("| store | metrics/s (mean) | spread (sd; min..max) | batches/s | vs SQLite |\n|---|---|---|---|---|")
-        base = statistics.mean(rates["SQLite (local file)"])
+        sqlite = rates["SQLite (local file)"]
+        stores_out = {}
         for name, series in rates.items():
-            mean = statistics.mean(series)
-            sd = statistics.stdev(series) if len(series) > 1 else 0.0
-            print(f"| {name} | {mean:,.0f} | {sd:,.0f}; {min(series):,.0f}..{max(series):,.0f} | "
-                  f"{mean / args.metrics:,.1f} | {mean / base:.2f}x |")
+            ratios = [value / base for value, base in zip(series, sqlite)]
+            stores_out[name] = {"metrics_per_s": spread(series),
+                                "batches_per_s": statistics.mean(series) / args.metrics,
+                                "vs_sqlite": statistics.median(ratios), "vs_sqlite_range": [min(ratios), max(ratios)]}
+            row = stores_out[name]["metrics_per_s"]
+            print(f"| {name} | {row['mean']:,.0f} | {row['sd']:,.0f}; {row['min']:,.0f}..{row['max']:,.0f} | "
+                  f"{row['mean'] / args.metrics:,.1f} | {stores_out[name]['vs_sqlite']:.2f}x |")
+        write("server", {"meta": meta, "runs": args.runs, "batches_per_run": args.epochs,
+                         "metrics_per_batch": args.metrics, "server": "started by the benchmark" if not args.uri
+                         else "given by --uri", "stores": stores_out, "samples": rates}, args.out)
     finally:
         if server is not None:
             server.send_signal(signal.SIGTERM)

@@ -14,7 +14,7 @@ U-Net, `model=unet_seed` at filters 8, 128 px, batch 4, the real ISIC/PH2 images
 Every round runs each (workload, side) once, in the same order (A, B, C, ..., A, B, C, ...), `--repeats` rounds.
 Prints the median and the range of each side, its ratio to the notebook (median of the per-round ratios), and the
 fraction of the machine's limit (training FLOPs per image, counted from the layers, times img/s, over the faster
-probe). Writes the numbers to `--out` (JSON).
+probe). Writes the numbers to `docs/throughput.json` (`--out` names another folder).
 
     python benchmarks/throughput.py [--repeats 3] [--images 192] [--epochs 2] [--workloads synthetic,real]
 """
@@ -29,6 +29,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from machine import DOCS, metadata, write
 
 REAL_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "isic-real"
 WORKLOADS = {
@@ -190,13 +192,14 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=192)
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs after the warm-up epoch")
     parser.add_argument("--workloads", default="synthetic,real")
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "docs" / "throughput.json"))
+    parser.add_argument("--out", type=Path, default=DOCS, help="the folder of throughput.json")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         payload = json.loads(args.child)
         print(json.dumps(probe() if payload.get("probe") else measure(payload)))
         return
+    meta = metadata(args.repeats)
 
     scratch = Path(tempfile.mkdtemp(prefix="skinexp-throughput-"))
     data = {name: write_data(name, args.images, scratch) for name in args.workloads.split(",")}
@@ -213,9 +216,8 @@ def main() -> None:
                 print(f"round {round_number + 1}: {name} / {side}: {result['img_s']:.2f} img/s", file=sys.stderr)
     summary = summarise(samples, data)
     report(summary, args)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"args": vars(args), "samples": samples, "summary": summary}, indent=1))
+    arguments = {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
+    write("throughput", {"meta": meta, "args": arguments, "samples": samples, "summary": summary}, args.out)
 
 
 def summarise(samples: dict, data: dict) -> dict:
