@@ -23,7 +23,7 @@ commands:
   server     a team's tracking server: PostgreSQL, logins, proxied artifacts (`server user add|grant` for users)
 
 `python -m skinexp COMMAND --help` shows a command's config groups and options.
-Every config key is documented in README.md."""
+Every config key is documented in docs/configuration.md."""
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,7 @@
 
 The YAML files under `conf/` extend these schemas, so an unknown key, a value of the wrong type or a
 choice outside its Enum fails at composition (before TensorFlow loads) with the allowed values. The
-builders look names up in tables keyed by these Enums. Every key is documented in the README.
+builders look names up in tables keyed by these Enums. Every key is documented in docs/configuration.md.
 """
 from __future__ import annotations
 
