@@ -76,9 +76,9 @@ def main() -> None:
     try:
         uri = args.uri
         if not uri:
-            from browser import free_port  # tests/browser.py, on the path below
+            from skinexp.team.postgres import unused_port
 
-            port = free_port()
+            port = unused_port()
             server = start_server(folder, port)
             uri = f"http://127.0.0.1:{port}"
             os.environ.update(MLFLOW_TRACKING_USERNAME="admin", MLFLOW_TRACKING_PASSWORD=ADMIN_PASSWORD)

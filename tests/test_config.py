@@ -116,7 +116,7 @@ def test_builders_raise_on_an_unknown_name_instead_of_a_default(build, section):
     ("model.filters=abc", "model.filters must be an integer. Received: model.filters=abc"),
     ("model.deep_supervision=maybe", "model.deep_supervision must be true or false. Received: "
                                      "model.deep_supervision=maybe"),
-    ("model.widths=8", "model.widths must be a list, e.g. [8,16,32]. Received: model.widths=8"),
+    ("model.widths=8", "model.widths must be a list of integers. Received: model.widths=8"),
     ("model.widths=[8,a]", "model.widths must be a list of integers. Received: model.widths=[8,a]"),
 ])
 def test_typos_are_answered_in_one_line(compose, override, message):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from browser import free_port
+from browser import unused_port
 from conftest import TINY, error_line, run_cli
 
 ADMIN_PASSWORD = "admin-password-for-tests"
@@ -124,7 +124,7 @@ def server():
     """One server for the module, with a writer (EDIT on the experiment) and a reader (READ)."""
     skip_without_server_deps()
     folder = server_folder()
-    running = TrackingServer(folder, free_port())
+    running = TrackingServer(folder, unused_port())
     try:
         running.wait_ready()
         admin = {**os.environ, "SKINEXP_SERVER_ADMIN_PASSWORD": ADMIN_PASSWORD}
@@ -164,7 +164,7 @@ def test_server_starts_and_stops_leaving_no_process_behind():
     skip_without_server_deps()
     folder = server_folder()
     try:
-        running = TrackingServer(folder, free_port())
+        running = TrackingServer(folder, unused_port())
         mlflow_pid = running.wait_ready()
         data_dir = folder / "runs" / "server" / "postgres"
         assert postgres_pids(data_dir), "the private cluster runs while the server does"
@@ -208,7 +208,7 @@ def test_no_secret_on_any_command_line_and_the_server_folder_is_closed_to_others
     skip_without_server_deps()
     folder = server_folder()
     try:
-        running = TrackingServer(folder, free_port())
+        running = TrackingServer(folder, unused_port())
         mlflow_pid = running.wait_ready()
         root = folder / "runs" / "server"
         keys = json.loads((root / "secrets.json").read_text())
@@ -240,7 +240,7 @@ def test_no_secret_on_any_command_line_and_the_server_folder_is_closed_to_others
             assert _mode(root / name) == 0o600, name
         assert not (root / ".initdb-password").exists()
 
-        second = TrackingServer(folder, free_port())
+        second = TrackingServer(folder, unused_port())
         assert second.process.wait(timeout=120) == 2
         lines_out = [line for line in second.output().splitlines() if line.strip()]
         assert len(lines_out) == 1 and "another skinexp server runs from this folder" in lines_out[0], lines_out
@@ -311,7 +311,7 @@ def test_a_server_killed_mid_training_and_restarted_20_s_later_loses_nothing(tmp
     the run ends FINISHED with every epoch's metrics, its samples and its model."""
     skip_without_server_deps()
     folder = server_folder()
-    port = free_port()
+    port = unused_port()
     running = TrackingServer(folder, port)
     restarted = training = None
     try:

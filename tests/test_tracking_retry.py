@@ -168,10 +168,10 @@ def mlflow_server(tmp_path_factory):
     import time
     from pathlib import Path
 
-    from browser import free_port
+    from browser import unused_port
 
     folder = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
+    port = unused_port()
     mlflow = Path(sys.executable).with_name("mlflow")
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     with open(folder / "server.log", "w") as log:

@@ -7,6 +7,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -27,8 +28,17 @@ from skinexp.config.schema import DEFAULT_TRACKING
 from skinexp.errors import ConfigError, PermissionRefused
 from skinexp.outputs import refuse_existing
 
-DEFAULTS = {"sweep": "", "experiment": "", "metric": "iou", "threshold": "0.5", "baseline": "", "group_by": "",
-            "report": "", "uri": DEFAULT_TRACKING.uri}
+
+@dataclass
+class CompareOptions:
+    sweep: str = ""  # sweep ids or names, comma-separated
+    experiment: str = ""
+    metric: str = "iou"
+    threshold: str = "0.5"  # or tuned
+    baseline: str = ""
+    group_by: str = ""  # keys, comma-separated
+    report: str = ""
+    uri: str = DEFAULT_TRACKING.uri
 MASK_FILES = {"0.5": "data/val_masks.npz", "tuned": "data/val_masks_tuned.npz"}
 
 
@@ -117,15 +127,15 @@ def compare_command(args: list[str]) -> int:
     from skinexp import tracking
 
     if wants_help(args):
-        print(usage("compare", DEFAULTS))
+        print(usage("compare", CompareOptions))
         return 0
-    options = parse_options("compare", args, DEFAULTS)
-    tracking.open_store_uri(options["uri"], Path.cwd(), "uri")
-    experiment = options["experiment"] or DEFAULT_TRACKING.experiment
-    metric, group_by = score_name(options["metric"]), [k for k in options["group_by"].split(",") if k] or None
-    threshold = threshold_name(options["threshold"])
-    if options["sweep"] or not options["experiment"]:
-        sweeps = [s for s in options["sweep"].split(",") if s] or [None]
+    options = parse_options("compare", args, CompareOptions)
+    tracking.open_store_uri(options.uri, Path.cwd(), "uri")
+    experiment = options.experiment or DEFAULT_TRACKING.experiment
+    metric, group_by = score_name(options.metric), [k for k in options.group_by.split(",") if k] or None
+    threshold = threshold_name(options.threshold)
+    if options.sweep or not options.experiment:
+        sweeps = [s for s in options.sweep.split(",") if s] or [None]
         parents, runs = tracking.sweep_runs(experiment, sweeps)
         title = ", ".join(parent.info.run_name for parent in parents)
     else:
@@ -133,9 +143,9 @@ def compare_command(args: list[str]) -> int:
         title = f"experiment {experiment}"
     if len(parents) == 1:
         _print_leaderboard(parents[0], runs, metric)
-    directory = Path(options["report"]) if options["report"] else default_report_dir(Path.cwd())
+    directory = Path(options.report) if options.report else default_report_dir(Path.cwd())
     comparison, files = compare_runs(runs, metric, group_by, directory, title, threshold=threshold,
-                                     baseline=options["baseline"] or None)
+                                     baseline=options.baseline or None)
     print(f"{title}: {len(comparison.groups)} groups of {sum(len(g.runs) for g in comparison.groups)} FINISHED "
           f"runs, ranked by mean per-image {metric} at threshold {threshold}, against {comparison.reference}\n\n"
           f"{comparison_markdown(comparison)}")

@@ -41,41 +41,54 @@ def one_line(error: BaseException) -> str:
 
 
 def explain(error: BaseException, config_name: str, overrides: list[str]) -> str:
-    """A composition error as the house's one line (`... Received: <override>`): an unknown key with the closest
-    keys, a bad choice or group option with the allowed ones; anything else as Hydra's message on one line."""
-    import re
+    """A composition error as the house's one line (`... Received: <override>`), from what Hydra's and OmegaConf's
+    exceptions carry (the key, the value, the schema's type, a group's options): an unknown key with the closest
+    key, a value of the wrong type or outside an Enum's choices, a group option that does not exist, an override
+    that does not parse; anything else as Hydra's message on one line."""
+    from hydra.errors import MissingConfigException, OverrideParseException
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
-    text = "\n".join([str(error), str(error.__cause__ or "")])
     by_key = {override.lstrip("+~").partition("=")[0]: override for override in overrides}
-    unknown = re.search(r"Could not override '([^']+)'", text)
-    if unknown and "not in" in text:
-        key = unknown.group(1)
+    cause = error.__cause__
+    if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and cause.full_key:
+        # OmegaConf names the first missing level (trian of trian.epochs): the override names the whole key
+        key = next((k for k in by_key if k == cause.full_key or k.startswith(f"{cause.full_key}.")), cause.full_key)
         close = _closest_keys(key, config_name)
         hint = f"; did you mean {close[0]}?" if close else ""
         return f"{key} is not a config key{hint} Received: {by_key.get(key, key)}"
-    choice = re.search(r"Error merging override (\S+)", text)
-    allowed = re.search(r"Invalid value '[^']*', expected one of \[([^\]]*)\]", text)
-    if choice and allowed:
-        key = choice.group(1).lstrip("+~").partition("=")[0]
-        return f"{key} must be one of {allowed.group(1)}. Received: {choice.group(1)}"
-    converted = re.search(r"could not be converted to (\w+)|is not a valid (bool)|is not a (ListConfig)", text)
-    if choice and converted:
-        key, _, value = choice.group(1).lstrip("+~").partition("=")
-        kind = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false", "bool": "true or false",
-                "ListConfig": "a list, e.g. [8,16,32]"}.get(next(filter(None, converted.groups())), converted.group(0))
-        if value.startswith("["):  # an element of a list
-            kind = {"an integer": "a list of integers", "a number": "a list of numbers"}.get(kind, kind)
-        return f"{key} must be {kind}. Received: {choice.group(1)}"
-    option = re.search(r"Could not find '([^'/]+(?:/[^'/]+)*)/([^'/]+)'", text)
-    options = re.search(r"Available options in '[^']+':\s*\n((?:\s+\S+\n?)+)", text)
-    if option and options:
-        group, names = option.group(1), ", ".join(options.group(1).split())
-        return (f"{group} has no option {option.group(2)}; choose one of {names}. "
-                f"Received: {by_key.get(group, f'{group}={option.group(2)}')}")
-    if "mismatched input" in text or "extraneous input" in text or "no viable alternative" in text:
+    if isinstance(cause, ValidationError) and cause.full_key:
+        key = cause.full_key.partition("[")[0]  # model.widths[1]: an element of the list model.widths
+        return f"{key} must be {_kind(cause)}. Received: {by_key.get(key, f'{key}={cause.value}')}"
+    if isinstance(error, MissingConfigException) and error.options and error.missing_cfg_file:
+        group, _, option = error.missing_cfg_file.rpartition("/")
+        return (f"{group} has no option {option}; choose one of {', '.join(error.options)}. "
+                f"Received: {by_key.get(group, f'{group}={option}')}")
+    if isinstance(error, OverrideParseException):
         return (f"an override does not parse: quote a value that holds '=', spaces or brackets (key='a=b'). "
-                f"Received: {' '.join(overrides)}")
+                f"Received: {error.override}")
     return one_line(error)
+
+
+def _kind(error) -> str:
+    """What the schema's field behind an OmegaConf ValidationError takes, in words."""
+    import dataclasses
+    import enum
+    import typing
+
+    def words(kind) -> str:
+        if isinstance(kind, type) and issubclass(kind, enum.Enum):
+            return f"one of {', '.join(member.name for member in kind)}"
+        return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(kind, str(kind))
+
+    field_name = error.full_key.rpartition(".")[2].partition("[")[0]
+    owner = error.object_type if error.object_type is not list else None
+    hint = typing.get_type_hints(owner).get(field_name) if dataclasses.is_dataclass(owner) else error.ref_type
+    hint = next((arg for arg in typing.get_args(hint) if arg is not type(None)), hint) \
+        if typing.get_origin(hint) is typing.Union else hint
+    if typing.get_origin(hint) in (list, typing.List):
+        element = words(typing.get_args(hint)[0])
+        return {"an integer": "a list of integers", "a number": "a list of numbers"}.get(element, f"a list of {element}")
+    return words(hint)
 
 
 def _closest_keys(key: str, config_name: str) -> list[str]:

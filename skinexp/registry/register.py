@@ -2,6 +2,7 @@
 new version of a registered model, with an alias (MLflow aliases, not the deprecated stages) pointing at it."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from skinexp import tracking
@@ -10,7 +11,13 @@ from skinexp.config.schema import DEFAULT_TRACKING
 from skinexp.errors import ConfigError
 from skinexp.evaluation import postprocess
 
-DEFAULTS = {"run": "", "name": "skinexp-unet", "alias": "champion", "uri": DEFAULT_TRACKING.uri}
+
+@dataclass
+class RegisterOptions:
+    run: str = ""
+    name: str = "skinexp-unet"
+    alias: str = "champion"
+    uri: str = DEFAULT_TRACKING.uri
 
 
 def version_tags(run) -> dict[str, str]:
@@ -27,20 +34,20 @@ def version_tags(run) -> dict[str, str]:
 
 def register_command(args: list[str]) -> int:
     if wants_help(args):
-        print(usage("register", DEFAULTS))
+        print(usage("register", RegisterOptions))
         return 0
-    options = parse_options("register", args, DEFAULTS)
-    run_id, name, alias = options["run"], options["name"], options["alias"]
+    options = parse_options("register", args, RegisterOptions)
+    run_id, name, alias = options.run, options.name, options.alias
     if not run_id:
         raise ConfigError("register needs run=<run id>. Received: no run")
     if not name or "/" in name or "@" in name:
         raise ConfigError(f"name must be non-empty without / or @. Received: name={name}")
     if not alias or alias.isdigit() or "/" in alias or "@" in alias:
         raise ConfigError(f"alias must be a word, not a number, without / or @. Received: alias={alias}")
-    uri = tracking.open_store_uri(options["uri"], Path.cwd(), "uri")
+    uri = tracking.open_store_uri(options.uri, Path.cwd(), "uri")
     run = tracking.get_run(run_id)
     if run is None:
-        raise ConfigError(f"no run with that id in {options['uri']}. Received: run={run_id}")
+        raise ConfigError(f"no run with that id in {options.uri}. Received: run={run_id}")
     tags = version_tags(run)
     description = (f"Run {run_id} ({tags['config'] or 'unnamed'}): best_val_iou {tags['best_val_iou'] or 'n/a'}, "
                    f"threshold {tags['threshold']}, dataset {tags['dataset']} {tags['dataset_fingerprint']}, "

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from skinexp import tracking
@@ -19,9 +20,20 @@ from skinexp.cli.options import check_port_free, parse_options, usage, wants_hel
 from skinexp.config.schema import DEFAULT_TRACKING
 from skinexp.errors import ConfigError
 
+
 # The limits' defaults are the served model's and the endpoint's own (they also hold under `mlflow models serve`).
-DEFAULTS = {"run": "", "port": "5001", "host": "127.0.0.1", "uri": DEFAULT_TRACKING.uri, "workers": "auto",
-            "max_pixels": "40000000", "max_rows": "16", "max_body_mb": "64"}
+@dataclass
+class ServeOptions:
+    run: str = ""
+    port: int = 5001
+    host: str = "127.0.0.1"
+    uri: str = DEFAULT_TRACKING.uri
+    workers: str = "auto"  # or a number
+    max_pixels: int = 40_000_000
+    max_rows: int = 16
+    max_body_mb: int = 64
+
+
 LIMITS = {"max_pixels": "SKINEXP_SERVE_MAX_PIXELS", "max_rows": "SKINEXP_SERVE_MAX_ROWS"}
 MAX_WORKERS = 4
 
@@ -47,33 +59,34 @@ def worker_count(text: str) -> int:
     return int(text)
 
 
-def _positive(options: dict[str, str], key: str) -> int:
-    if not options[key].isdigit() or int(options[key]) < 1:
-        raise ConfigError(f"serve {key} must be a positive whole number. Received: {key}={options[key]}")
-    return int(options[key])
+def _positive(options: ServeOptions, key: str) -> int:
+    value = getattr(options, key)
+    if value < 1:
+        raise ConfigError(f"serve {key} must be a positive whole number. Received: {key}={value}")
+    return value
 
 
 def serve_command(args: list[str]) -> int:
     if wants_help(args):
-        print(usage("serve", DEFAULTS))
+        print(usage("serve", ServeOptions))
         return 0
-    options = parse_options("serve", args, DEFAULTS)
-    if not options["run"]:
+    options = parse_options("serve", args, ServeOptions)
+    if not options.run:
         raise ConfigError("serve needs run=<run id | models:/name@alias>. Received: no run")
-    workers = worker_count(options["workers"])
+    workers = worker_count(options.workers)
     limits = {env: str(_positive(options, key)) for key, env in LIMITS.items()}
     body_bytes = _positive(options, "max_body_mb") * 1024 * 1024
-    port = check_port_free("serve", options["host"], options["port"])
-    uri = tracking.open_store_uri(options["uri"], Path.cwd(), "uri")
-    served = model_uri(options["run"], options["uri"])
+    port = check_port_free("serve", options.host, options.port)
+    uri = tracking.open_store_uri(options.uri, Path.cwd(), "uri")
+    served = model_uri(options.run, options.uri)
     local = tracking.local_model(served)
-    print(f"skinexp: serving {options['run']} ({served}) at http://{options['host']}:{port}/invocations with "
-          f"{workers} worker(s), at most {options['max_rows']} images of {options['max_pixels']} pixels in "
-          f"{options['max_body_mb']} MiB per request (ready in 10-30 s; Ctrl-C stops it)", flush=True)
+    print(f"skinexp: serving {options.run} ({served}) at http://{options.host}:{port}/invocations with "
+          f"{workers} worker(s), at most {options.max_rows} images of {options.max_pixels} pixels in "
+          f"{options.max_body_mb} MiB per request (ready in 10-30 s; Ctrl-C stops it)", flush=True)
     os.environ.update(limits)
     os.environ.update({"SKINEXP_SERVE_MAX_BODY_BYTES": str(body_bytes), "SKINEXP_SERVE_MODEL": local,
                        "MLFLOW_TRACKING_URI": uri})
     command = [sys.executable, "-m", "uvicorn", "--factory", "skinexp.tracking.endpoint:create_app",
-               "--host", options["host"], "--port", str(port), "--workers", str(workers)]
+               "--host", options.host, "--port", str(port), "--workers", str(workers)]
     os.execv(command[0], command)
     return 0

@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Optional
@@ -35,8 +36,13 @@ DATABASE_ENV = "SKINEXP_SERVER_DATABASE"
 ADMIN = "admin"
 LEGACY_DEFAULT_PASSWORD = "password1234"  # what basic_auth.ini shipped before MLflow 2.17 (GHSA-gq3w-7jj3-x7gr)
 SERVER_DIR = Path("runs/server")
-DEFAULTS = {"host": "127.0.0.1", "port": "5000", "workers": "2", "database": "",
-            "artifacts": str(SERVER_DIR / "artifacts")}
+@dataclass
+class ServerOptions:
+    host: str = "127.0.0.1"
+    port: int = 5000
+    workers: int = 2
+    database: str = ""  # postgresql://user@host:port/db, without its password; empty: a private cluster
+    artifacts: str = str(SERVER_DIR / "artifacts")
 READY_SECONDS = 120
 
 
@@ -55,11 +61,11 @@ def admin_password() -> str:
     return password
 
 
-def _number(options: dict[str, str], key: str, low: int, high: int) -> int:
-    text = options[key]
-    if not text.isdigit() or not low <= int(text) <= high:
-        raise ConfigError(f"server {key} must be a number from {low} to {high}. Received: {key}={text}")
-    return int(text)
+def _number(options: ServerOptions, key: str, low: int, high: int) -> int:
+    value = getattr(options, key)
+    if not low <= value <= high:
+        raise ConfigError(f"server {key} must be a number from {low} to {high}. Received: {key}={value}")
+    return value
 
 
 def _check_installed(external_database: bool) -> None:
@@ -159,14 +165,14 @@ def stop_group(process: subprocess.Popen, timeout: float = 15) -> None:
     process.poll()
 
 
-def database_option(options: dict[str, str]) -> str:
+def database_option(options: ServerOptions) -> str:
     """`database=` without a password, else SKINEXP_SERVER_DATABASE; ConfigError for a password on the command line
     (every local account reads it with `ps`) or a URI that is not PostgreSQL's."""
     from urllib.parse import urlsplit
 
     from skinexp.config.checks import redact_uri
 
-    given = options["database"]
+    given = options.database
     if given and urlsplit(given).password is not None:
         raise ConfigError(f"server database must not carry its password on the command line (`ps` shows it to every "
                           f"local account); put the URI in {DATABASE_ENV}, or the password in PGPASSWORD or ~/.pgpass. "
@@ -223,21 +229,21 @@ def _raise_stop(signum, frame):
 def server_command(args: list[str]) -> int:
     """`python -m skinexp server [...]` (its `user` subcommands are `skinexp.team.users`)."""
     if wants_help(args):
-        print(usage("server", DEFAULTS) + f"\n       python -m skinexp server user add NAME | user grant NAME "
+        print(usage("server", ServerOptions) + f"\n       python -m skinexp server user add NAME | user grant NAME "
               f"experiment=skinexp permission=READ|EDIT|MANAGE\n{ADMIN_PASSWORD_ENV} must hold the admin password.")
         return 0
-    options = parse_options("server", args, DEFAULTS)
-    host, port = options["host"], _number(options, "port", 1, 65535)
+    options = parse_options("server", args, ServerOptions)
+    host, port = options.host, _number(options, "port", 1, 65535)
     workers = _number(options, "workers", 1, 64)
     database = database_option(options)
     password = admin_password()
     _check_installed(bool(database))
-    check_port_free("server", host, str(port))
+    check_port_free("server", host, port)
     root = (Path.cwd() / SERVER_DIR).resolve()
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     close_to_others(root)
     lock = lock_folder(root)
-    artifacts = (Path.cwd() / options["artifacts"]).resolve()
+    artifacts = (Path.cwd() / options.artifacts).resolve()
     artifacts.mkdir(mode=0o700, parents=True, exist_ok=True)
     artifacts.chmod(0o700)
     keys = _secrets(root)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 import os
 import sys
+from dataclasses import dataclass
 
 from skinexp.cli.options import parse_options, wants_help
 from skinexp.errors import ConfigError
@@ -21,6 +22,18 @@ USAGE = ("usage: python -m skinexp server user add NAME [uri=http://127.0.0.1:50
          "       python -m skinexp server user grant NAME experiment=skinexp permission=READ|EDIT|MANAGE [uri=...]\n"
          f"as an admin (MLFLOW_TRACKING_USERNAME / _PASSWORD, else {ADMIN} with {ADMIN_PASSWORD_ENV}); the new "
          f"user's password from {USER_PASSWORD_ENV} or the terminal")
+
+
+@dataclass
+class AddOptions:
+    uri: str = DEFAULT_URI
+
+
+@dataclass
+class GrantOptions:
+    experiment: str = "skinexp"
+    permission: str = ""  # READ, EDIT or MANAGE
+    uri: str = DEFAULT_URI
 
 
 def _as_admin() -> None:
@@ -60,20 +73,20 @@ def user_command(args: list[str]) -> int:
                           f"Received: {' '.join(args) or '(nothing)'}")
     action, username, rest = args[0], args[1], args[2:]
     if action == "add":
-        options = parse_options("server user add", rest, {"uri": DEFAULT_URI})
+        options = parse_options("server user add", rest, AddOptions)
         password = _new_password(username)
         _as_admin()
-        auth.add_user(options["uri"], username, password)
-        print(f"skinexp: user {username} added on {options['uri']} (reads every experiment; "
+        auth.add_user(options.uri, username, password)
+        print(f"skinexp: user {username} added on {options.uri} (reads every experiment; "
               f"`server user grant {username} experiment=... permission=EDIT` lets it train there)")
         return 0
-    options = parse_options("server user grant", rest, {"experiment": "skinexp", "permission": "", "uri": DEFAULT_URI})
-    permission = options["permission"].upper()
+    options = parse_options("server user grant", rest, GrantOptions)
+    permission = options.permission.upper()
     if permission not in auth.PERMISSIONS:
         raise ConfigError(f"permission must be one of {', '.join(auth.PERMISSIONS)}. "
-                          f"Received: permission={options['permission'] or '(none)'}")
+                          f"Received: permission={options.permission or '(none)'}")
     _as_admin()
-    experiment_id = auth.grant(options["uri"], username, options["experiment"], permission)
-    print(f"skinexp: {username} has {permission} on experiment {options['experiment']} (id {experiment_id}) "
-          f"on {options['uri']}")
+    experiment_id = auth.grant(options.uri, username, options.experiment, permission)
+    print(f"skinexp: {username} has {permission} on experiment {options.experiment} (id {experiment_id}) "
+          f"on {options.uri}")
     return 0
