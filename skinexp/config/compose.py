@@ -85,7 +85,7 @@ def _kind(error) -> str:
     hint = typing.get_type_hints(owner).get(field_name) if dataclasses.is_dataclass(owner) else error.ref_type
     hint = next((arg for arg in typing.get_args(hint) if arg is not type(None)), hint) \
         if typing.get_origin(hint) is typing.Union else hint
-    if typing.get_origin(hint) in (list, typing.List):
+    if typing.get_origin(hint) in (list, list):
         element = words(typing.get_args(hint)[0])
         return {"an integer": "a list of integers", "a number": "a list of numbers"}.get(element, f"a list of {element}")
     return words(hint)
