@@ -144,7 +144,11 @@ def is_terminal(stream: Optional[TextIO] = None) -> bool:
 
 class Progress:
     """`label [#####     ] 120/564 35.2 img/s ETA 12s`, redrawn in place on a terminal; silent elsewhere
-    (logs, CI and batch jobs get the command's one-line summary instead)."""
+    (logs, CI and batch jobs get the command's one-line summary instead).
+
+    Not `keras.utils.Progbar`: importing it imports Keras and TensorFlow, which `data check` and image decoding
+    must not pay, and it writes to stdout (where results go) from one thread, while decoding threads advance this.
+    """
 
     WIDTH = 24
 

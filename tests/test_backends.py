@@ -113,7 +113,7 @@ def test_a_clash_with_keras_backend_is_refused(main, tmp_path, store, monkeypatc
 
 
 def test_jax_missing_says_how_to_install_it_and_starts_no_run(main, tmp_path, store, monkeypatch):
-    monkeypatch.setattr(runtime, "installed", lambda package: package != "jax")
+    monkeypatch.setattr(runtime, "importable", lambda package: package != "jax")
     line = error_line(main("train", *TINY, "train.backend=jax", *store["overrides"], cwd=tmp_path))
     assert "pip install -e '.[jax]'" in line and line.endswith("Received: backend=jax")
     client = MlflowClient(store["uri"])

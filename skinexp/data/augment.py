@@ -4,10 +4,10 @@ Every image draws its own parameters from its own seed (`draw_parameters`, NumPy
 a small rotation, zoom and translation, all folded into one projective transform, and a brightness, contrast
 and saturation jitter. One resampling moves image and mask together (bilinear, reflected borders; the mask is
 thresholded at 0.5 after, so it stays binary, and flips and quarter turns land on the pixel grid exactly).
-The TensorFlow input pipeline applies the parameters with TensorFlow's projective-transform kernel
-(`skinexp.data.tf_pipeline`); the pipeline of the other backends applies the same parameters with SciPy
-(`apply`). Neither imports the other's framework. Seeding per image (not per call) keeps an epoch's
-augmentation the same however many threads prepare its batches.
+`apply` is written once in `keras.ops` (`keras.ops.image.affine_transform`), so it runs on whichever backend
+Keras has: inside the tf.data graph on TensorFlow (`skinexp.data.tf_pipeline`), in the PyDataset's threads on
+JAX (`skinexp.data.py_pipeline`). Seeding per image (not per call) keeps an epoch's augmentation the same
+however many threads prepare its batches.
 """
 from __future__ import annotations
 
@@ -70,36 +70,23 @@ def _rotation(angle: float) -> np.ndarray:
     return np.array([[cosine, -sine], [sine, cosine]])
 
 
-def apply(images: np.ndarray, masks: np.ndarray, parameters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The parameters applied with SciPy: images `(B, S, S, 3)` float32 0..255 and masks `(B, S, S, 1)` float32
-    {0, 1} in, the same shapes, dtypes and ranges out."""
-    from scipy import ndimage
+def apply(images, masks, parameters):
+    """The parameters applied with the active Keras backend's ops: images `(B, S, S, 3)` float32 0..255 and masks
+    `(B, S, S, 1)` float32 {0, 1} in (arrays or the backend's tensors, also symbolic ones in a tf.data graph),
+    `parameters` `(B, 11)` float32 from `draw_parameters`; the same shapes, dtypes and ranges out."""
+    from keras import ops
 
-    images, masks = np.array(images, np.float32), np.array(masks, np.float32)
-    rows, columns = np.mgrid[: images.shape[1], : images.shape[2]]
-    for index, row in enumerate(parameters):
-        if np.array_equal(row[TRANSFORM], IDENTITY[TRANSFORM]):
-            continue
-        a0, a1, a2, b0, b1, b2 = row[:6]
-        both = np.concatenate([images[index], masks[index]], axis=-1)
-        if np.allclose(row[:6], np.round(row[:6]), atol=1e-4):  # flips and quarter turns: a permutation of pixels
-            source_columns = np.rint(a0 * columns + a1 * rows + a2).astype(int)
-            source_rows = np.rint(b0 * columns + b1 * rows + b2).astype(int)
-            moved = both[source_rows, source_columns]
-        else:
-            # SciPy maps output (row, column, channel) to input; TensorFlow's (x, y) is (column, row).
-            matrix = np.array([[b1, b0, 0], [a1, a0, 0], [0, 0, 1]])
-            moved = ndimage.affine_transform(both, matrix, offset=(b2, a2, 0), order=1, mode="reflect")
-        images[index], masks[index] = moved[..., :3], moved[..., 3:]
-    if not np.array_equal(parameters[:, BRIGHTNESS:], np.tile(IDENTITY[BRIGHTNESS:], (len(parameters), 1))):
-        images = colour(images, parameters[:, BRIGHTNESS], parameters[:, CONTRAST], parameters[:, SATURATION],
-                        mean=lambda x: x.mean(axis=(1, 2, 3), keepdims=True), grey=lambda x: x @ GREY_WEIGHTS[:, None])
-    return np.clip(images, 0.0, 255.0), (masks > 0.5).astype(np.float32)
+    both = ops.image.affine_transform(ops.concatenate([images, masks], axis=-1), parameters[:, TRANSFORM],
+                                      interpolation="bilinear", fill_mode="reflect", data_format="channels_last")
+    moved = colour(both[..., :3], parameters[:, BRIGHTNESS], parameters[:, CONTRAST], parameters[:, SATURATION],
+                   mean=lambda x: ops.mean(x, axis=(1, 2, 3), keepdims=True),
+                   grey=lambda x: ops.sum(x * GREY_WEIGHTS, axis=-1, keepdims=True))
+    return ops.clip(moved, 0.0, 255.0), ops.cast(both[..., 3:] > 0.5, "float32")
 
 
 def colour(images, brightness, contrast, saturation, *, mean, grey):
-    """Brightness shift, contrast about each image's mean, saturation about its grey; written once for NumPy and
-    TensorFlow tensors (`mean` and `grey` are the framework's per-image mean and RGB -> grey)."""
+    """Brightness shift, contrast about each image's mean, saturation about its grey (`mean` and `grey` are the
+    framework's per-image mean and RGB -> grey)."""
     images = images + brightness[:, None, None, None]
     average = mean(images)
     images = average + (images - average) * contrast[:, None, None, None]

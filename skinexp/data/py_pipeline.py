@@ -1,5 +1,6 @@
-"""The pipeline of the backends other than TensorFlow: a `keras.utils.PyDataset` over the uint8 sources, NumPy
-and SciPy only. The contract is `skinexp.data.pipeline`'s."""
+"""The pipeline of the backends other than TensorFlow: a `keras.utils.PyDataset` over the uint8 sources, batches
+gathered with NumPy and augmented by `skinexp.data.augment.apply` on the backend. The contract is
+`skinexp.data.pipeline`'s."""
 from __future__ import annotations
 
 import math
@@ -12,8 +13,8 @@ from skinexp.data.augment import apply, draw_parameters
 from skinexp.data.types import Split
 
 SEED_LIMIT = 2**63 - 1
-# Worker threads: NumPy's gathers and SciPy's warps release the GIL, so threads scale with cores (the strong
-# augmentation runs about 70 img/s a thread at 256 px); at most 8, to bound the batches held in memory.
+# Worker threads: NumPy's gathers and the backend's kernels release the GIL, so threads scale with cores; at most
+# 8, to bound the batches held in memory.
 DEFAULT_WORKERS = max(2, min(8, os.cpu_count() or 2))
 
 
@@ -50,8 +51,8 @@ class BatchSequence(keras.utils.PyDataset):
         images = np.asarray(self.split.images[chosen], np.float32)
         masks = np.asarray(self.split.masks[chosen], np.float32)
         if self.augment_cfg is not None:
-            images, masks = apply(images, masks, draw_parameters(self.augment_cfg, self._seeds[positions],
-                                                                 images.shape[1]))
+            moved = apply(images, masks, draw_parameters(self.augment_cfg, self._seeds[positions], images.shape[1]))
+            images, masks = (keras.ops.convert_to_numpy(tensor) for tensor in moved)
         return images, masks
 
     def on_epoch_end(self) -> None:

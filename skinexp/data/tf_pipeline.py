@@ -1,5 +1,5 @@
 """The tf.data pipeline (TensorFlow backend): index batches gathered from the uint8 arrays, cast in graph,
-augmented with TensorFlow's projective-transform kernel, prefetched. The contract is `skinexp.data.pipeline`'s."""
+augmented by `skinexp.data.augment.apply` in the graph, prefetched. The contract is `skinexp.data.pipeline`'s."""
 from __future__ import annotations
 
 import numpy as np
@@ -40,7 +40,8 @@ def tf_dataset(split: Split, batch_size: int, *, training: bool, seed: int, augm
 
 
 def tf_augmenter(augment_cfg, size: int):
-    """`augment(images, masks, seeds)` for a batch: `skinexp.data.augment.apply` in TensorFlow ops."""
+    """`augment(images, masks, seeds)` for a batch of tensors: `skinexp.data.augment.apply` with parameters drawn
+    from the seeds."""
 
     def parameters(seeds: np.ndarray) -> np.ndarray:
         return augment.draw_parameters(augment_cfg, seeds, size)
@@ -48,13 +49,6 @@ def tf_augmenter(augment_cfg, size: int):
     def augment_batch(images, masks, seeds):
         rows = tf.numpy_function(parameters, [seeds], tf.float32, stateful=False)
         rows.set_shape((None, augment.PARAMETERS))
-        both = tf.raw_ops.ImageProjectiveTransformV3(
-            images=tf.concat([images, masks], axis=-1), transforms=rows[:, augment.TRANSFORM],
-            output_shape=tf.shape(images)[1:3], fill_value=0.0, interpolation="BILINEAR", fill_mode="REFLECT")
-        images = augment.colour(both[..., :3], rows[:, augment.BRIGHTNESS], rows[:, augment.CONTRAST],
-                                rows[:, augment.SATURATION],
-                                mean=lambda x: tf.reduce_mean(x, axis=(1, 2, 3), keepdims=True),
-                                grey=lambda x: tf.reduce_sum(x * augment.GREY_WEIGHTS, axis=-1, keepdims=True))
-        return tf.clip_by_value(images, 0.0, 255.0), tf.cast(both[..., 3:] > 0.5, tf.float32)
+        return augment.apply(images, masks, rows)
 
     return augment_batch

@@ -1,6 +1,14 @@
-"""Augmentation moves image and mask together, recolours only the image, and keeps masks binary: on the NumPy
-path (`apply`, the PyDataset pipeline's) and the TensorFlow path (`tf_augmenter`, tf.data's), which agree."""
+"""Augmentation moves image and mask together, recolours only the image, and keeps masks binary: `apply` (keras.ops)
+called eagerly, as the PyDataset pipeline calls it, and inside tf.data's graph (`tf_augmenter`); and the JAX
+backend gives what TensorFlow gives for the same seeds."""
 from __future__ import annotations
+
+import json
+import os
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,8 +41,11 @@ def _marked_batch(count: int = 16, size: int = 32):
     return images, masks
 
 
-def _numpy_path(cfg, images, masks):
-    return apply(images, masks, draw_parameters(cfg, SEEDS[: len(images)], images.shape[1]))
+def _eager_path(cfg, images, masks):
+    import keras
+
+    moved = apply(images, masks, draw_parameters(cfg, SEEDS[: len(images)], images.shape[1]))
+    return tuple(keras.ops.convert_to_numpy(tensor) for tensor in moved)
 
 
 def _tensorflow_path(cfg, images, masks):
@@ -43,7 +54,7 @@ def _tensorflow_path(cfg, images, masks):
     return moved_images.numpy(), moved_masks.numpy()
 
 
-PATHS = pytest.mark.parametrize("path", [_numpy_path, _tensorflow_path], ids=["numpy", "tensorflow"])
+PATHS = pytest.mark.parametrize("path", [_eager_path, _tensorflow_path], ids=["eager", "tf.data"])
 
 
 def _red_marks_mask(images, masks) -> float:
@@ -90,13 +101,31 @@ def test_colour_jitter_is_brightness_contrast_and_saturation_by_hand():
     assert np.allclose(moved[0, 0, 0], grey, atol=1e-3) and np.allclose(moved[0, 1, 1], 10, atol=1e-3)
 
 
+JAX_SCRIPT = """
+import json, sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+from test_augment import _augment_cfg, _eager_path, _marked_batch
+import keras
+assert keras.backend.backend() == "jax"
+images, masks = _eager_path(_augment_cfg(**json.loads(sys.argv[2])), *_marked_batch())
+np.savez(sys.argv[3], images=images, masks=masks)
+"""
+
+
+@pytest.mark.jax
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed (make install-jax)")
 @pytest.mark.parametrize("values", [{"flips": True, "rotate90": True, "color": 0.2}, {"affine": 0.1}])
-def test_the_numpy_and_tensorflow_paths_agree_for_the_same_seeds(values):
-    images, masks = _marked_batch()
-    numpy_images, numpy_masks = _numpy_path(_augment_cfg(**values), images, masks)
-    tf_images, tf_masks = _tensorflow_path(_augment_cfg(**values), images, masks)
-    assert np.abs(numpy_images - tf_images).max() < 0.01
-    assert np.mean(numpy_masks != tf_masks) < 0.002  # at most a pixel where bilinear lands on 0.5
+def test_the_jax_and_tensorflow_backends_agree_for_the_same_seeds(values, tmp_path):
+    output = tmp_path / "jax.npz"
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    result = subprocess.run([sys.executable, "-c", JAX_SCRIPT, str(Path(__file__).parent), json.dumps(values),
+                             str(output)], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jax_result = np.load(output)
+    tf_images, tf_masks = _eager_path(_augment_cfg(**values), *_marked_batch())
+    assert np.abs(jax_result["images"] - tf_images).max() < 0.01
+    assert np.mean(jax_result["masks"] != tf_masks) < 0.002  # at most a pixel where bilinear lands on 0.5
 
 
 def test_each_seed_draws_its_own_parameters_and_the_same_seed_the_same():
@@ -111,7 +140,7 @@ def test_presets_build_and_keep_the_contract(compose, preset):
     cfg = compose("train", [f"augment={preset}"]).augment
     assert set(cfg) == {"name", "flips", "rotate90", "affine", "color"} and cfg.name == preset
     images, masks = _marked_batch(4)
-    for new_images, new_masks in (_numpy_path(cfg, images, masks), _tensorflow_path(cfg, images, masks)):
+    for new_images, new_masks in (_eager_path(cfg, images, masks), _tensorflow_path(cfg, images, masks)):
         assert new_images.shape == images.shape and new_images.dtype == np.float32
         assert new_masks.shape == masks.shape and set(np.unique(new_masks)) <= {0.0, 1.0}
 
