@@ -3,9 +3,9 @@ called eagerly, as the PyDataset pipeline calls it, and inside tf.data's graph (
 backend gives what TensorFlow gives for the same seeds."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
