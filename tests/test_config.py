@@ -249,6 +249,12 @@ def test_help_lists_commands(main, tmp_path):
         assert command in result.stdout
 
 
+@pytest.mark.parametrize("command", ["compare", "rerun", "runs", "register", "serve"])
+def test_every_command_without_a_hydra_config_has_a_help_page(main, tmp_path, command):
+    result = main(command, "--help", cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.startswith(f"usage: python -m skinexp {command} "), result.stderr
+
+
 def test_train_cfg_job_prints_config_from_any_directory(main, tmp_path):
     result = main("train", "--cfg", "job", "model.filters=64", cwd=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -38,7 +38,14 @@ def predict_command(args: list[str]) -> int:
     return run_hydra("predict", "predict", "predict_job", _quoted_group(args), check_inference)
 
 
+RERUN_USAGE = ("usage: python -m skinexp rerun <run id> [overrides]: train again from a logged run's own config "
+               "(its recorded train.steps when it was budgeted); overrides change it, as for train")
+
+
 def rerun_command(args: list[str]) -> int:
+    if args and args[0] in ("-h", "--help"):
+        print(RERUN_USAGE)
+        return 0
     if not args or "=" in args[0] or args[0].startswith("-"):
         raise ConfigError(f"usage: python -m skinexp rerun <run id> [overrides]. "
                           f"Received: {' '.join(args) or '(nothing)'}")
