@@ -227,6 +227,7 @@ def test_a_deeply_supervised_run_logs_the_u_net_without_its_heads(main, tmp_path
     with zipfile.ZipFile(checkpoint) as archive:
         config = archive.read("config.json").decode()
     assert '"class_name": "Functional"' in config[:200] and "aux2" not in config and "DeepSupervision" not in config
+    assert run.data.tags["model_parameters"] == str(OPTIONS["gate"][1])  # TINY's U-Net with gates, no heads
 
 
 # Trains each option in TRAINED for two steps on JAX, saves and loads it, and prints what it found as JSON.

@@ -149,7 +149,7 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
                                                        patience=train_cfg.early_stopping))
 
     run_tags = {**tracking.source_tags(), "dataset_fingerprint": splits.fingerprint(),
-                "dataset": str(cfg.dataset.name), "model_parameters": str(model.count_params()),
+                "dataset": str(cfg.dataset.name), "model_parameters": str(served_parameters(model)),
                 "keras_backend": backend, "keras_backend_version": runtime.backend_version(backend),
                 "precision": precision,
                 "cv_folds": str(cfg.dataset.folds), "cv_fold": str(cfg.dataset.fold or 0) if cfg.dataset.folds else "",
@@ -288,3 +288,10 @@ def keras_verbosity(verbose: str, stream=None) -> int:
         return int(verbose)
     stream = stream or sys.stdout
     return 1 if getattr(stream, "isatty", lambda: False)() else 2
+
+
+def served_parameters(model) -> int:
+    """The parameters of the network a run logs and serves: a deeply supervised model's heads train only."""
+    from skinexp.model.deep_supervision import DeepSupervision
+
+    return (model.network if isinstance(model, DeepSupervision) else model).count_params()
