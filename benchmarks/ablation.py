@@ -25,6 +25,8 @@ from pathlib import Path
 from machine import metadata, write
 
 REPO = Path(__file__).resolve().parent.parent
+WHAT = ("Each U-Net option alone, all of them together and the light config against the plain U-Net, on the real "
+        "images with 3-fold cross-validation at one training budget in GFLOP.")
 CONFIGS = {  # name: the model overrides; "plain" is the baseline
     "plain": [],
     "residual": ["model.block=residual"],
@@ -61,6 +63,8 @@ def main() -> None:
     parser.add_argument("--configs", default=",".join(CONFIGS))
     parser.add_argument("--workdir", type=Path, help="keep the runs here (default: a temporary folder)")
     parser.add_argument("--out", type=Path, help="the folder of ablation.json (default: docs/)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="train nothing: write the JSON from the runs already in --workdir")
     args = parser.parse_args()
     names = args.configs.split(",")
     meta = metadata(3)  # 3 folds per config
@@ -72,7 +76,7 @@ def main() -> None:
         workdir = args.workdir or Path(scratch)
         workdir.mkdir(parents=True, exist_ok=True)
         uri = f"sqlite:///{workdir / 'mlflow.db'}"
-        for name in names:
+        for name in [] if args.report_only else names:
             print(f"ablation: {name}", file=sys.stderr, flush=True)
             skinexp("train", "-m", *settings(args.size, args.gflop), *CONFIGS[name], f"tracking.run_name={name}",
                     f"tracking.uri={uri}", cwd=workdir)
@@ -87,7 +91,8 @@ def main() -> None:
             config_of_run.update({run.info.run_id: name for run in runs})
             first = runs[0].data
             rows[name] = {
-                "overrides": CONFIGS[name], "runs": len(runs), "parameters": int(first.tags["model_parameters"]),
+                "overrides": CONFIGS[name], "runs": len(runs),
+                "parameters": served_parameters(CONFIGS[name], args.size),
                 "training_gflop_per_image": float(first.params["training_gflop_per_image"]),
                 "train_steps": int(first.params["train.steps"]),
                 "images_per_sec": statistics.median([_steady(run.info.run_id, "images_per_sec") for run in runs]),
@@ -96,8 +101,17 @@ def main() -> None:
             }
         for name, row in _compare(workdir, uri, names, config_of_run).items():
             rows[name].update(row)
-    write("ablation", {"meta": meta, "what": __doc__.splitlines()[0], "size": args.size, "gflop_budget": args.gflop,
+    write("ablation", {"meta": meta, "what": WHAT, "size": args.size, "gflop_budget": args.gflop,
                        "settings": settings(args.size, args.gflop), "baseline": "plain", "configs": rows}, args.out)
+
+
+def served_parameters(overrides: list[str], size: int) -> int:
+    """The parameters of the network a run logs and serves (deep supervision's heads train only)."""
+    from skinexp.config.compose import compose
+    from skinexp.model.unet import build_unet
+    from skinexp.training.train import served_parameters as count
+
+    return count(build_unet(compose("train", [f"dataset.image_size={size}", *overrides]).model, size))
 
 
 def _steady(run_id: str, key: str) -> float:
@@ -123,7 +137,8 @@ def _compare(workdir: Path, uri: str, names: list[str], config_of_run: dict[str,
                        for key, members in grouped.items()}
     plain = next(group for group, name in config_of_group.items() if name == "plain")
     report = workdir / "report"
-    skinexp("compare", f"sweep={','.join(names)}", f"uri={uri}", f"report={report}", f"baseline={plain}", cwd=workdir)
+    skinexp("compare", f"sweep={','.join(names)}", f"uri={uri}", f"report={report}", f"baseline={plain}",
+            "overwrite=true", cwd=workdir)
     found = {}
     for row in csv.DictReader(io.StringIO((report / "comparison.csv").read_text())):
         found[config_of_group[row["group"]]] = {

@@ -20,6 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import model_sections
 import tool_sections
 import training_sections
 from sections import slug, table
@@ -35,6 +36,7 @@ SECTIONS = [
     ("quality_over_time.json", training_sections.quality, "make bench-quality"),
     ("noise.json", training_sections.noise, "python benchmarks/noise.py"),
     ("search_pruning.json", training_sections.search_pruning, "python benchmarks/search_pruning.py"),
+    ("ablation.json", model_sections.ablation, "python benchmarks/ablation.py"),
     ("memory.json", tool_sections.memory, "python benchmarks/memory.py"),
     ("startup.json", tool_sections.startup, "python benchmarks/startup.py"),
     ("serve.json", tool_sections.serve, "make bench-serve"),

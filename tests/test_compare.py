@@ -249,3 +249,18 @@ def test_seeds_on_one_split_are_averaged_per_image_and_folds_are_pooled(main, tm
     diff, _ = _expected(averaged, folds)
     assert float(second["diff"]) == pytest.approx(diff, abs=1e-6) and second["verdict"] == "worse"
     assert float(second["mean"]) == pytest.approx(averaged.mean(), abs=1e-6)
+
+
+def test_a_second_report_into_the_same_folder_needs_overwrite_true(main, tmp_path):
+    store = Store(tmp_path)
+    store.run({"model.filters": "8"}, dict(zip(IDS, _values(4))))
+    store.run({"model.filters": "16"}, dict(zip(IDS, _values(5))))
+    args = ("compare", "experiment=constructed", f"uri={store.uri}", f"report={tmp_path / 'report'}")
+    assert main(*args, cwd=tmp_path).returncode == 0
+    before = (tmp_path / "report" / "comparison.csv").read_text()
+    refused = main(*args, cwd=tmp_path)
+    assert refused.returncode == 2 and "pass overwrite=true" in error_line(refused)
+    assert (tmp_path / "report" / "comparison.csv").read_text() == before
+    store.run({"model.filters": "32"}, dict(zip(IDS, _values(6))))
+    assert main(*args, "overwrite=true", cwd=tmp_path).returncode == 0
+    assert "model.filters=32" in (tmp_path / "report" / "comparison.csv").read_text()

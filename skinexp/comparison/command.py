@@ -38,6 +38,7 @@ class CompareOptions:
     baseline: str = ""
     group_by: str = ""  # keys, comma-separated
     report: str = ""
+    overwrite: bool = False  # replace the files of an earlier report in report=
     uri: str = DEFAULT_TRACKING.uri
 MASK_FILES = {"0.5": "data/val_masks.npz", "tuned": "data/val_masks_tuned.npz"}
 
@@ -144,8 +145,8 @@ def compare_command(args: list[str]) -> int:
     if len(parents) == 1:
         _print_leaderboard(parents[0], runs, metric)
     directory = Path(options.report) if options.report else default_report_dir(Path.cwd())
-    comparison, files = compare_runs(runs, metric, group_by, directory, title, threshold=threshold,
-                                     baseline=options.baseline or None)
+    comparison, files = compare_runs(runs, metric, group_by, directory, title, overwrite=options.overwrite,
+                                     threshold=threshold, baseline=options.baseline or None)
     print(f"{title}: {len(comparison.groups)} groups of {sum(len(g.runs) for g in comparison.groups)} FINISHED "
           f"runs, ranked by mean per-image {metric} at threshold {threshold}, against {comparison.reference}\n\n"
           f"{comparison_markdown(comparison)}")
