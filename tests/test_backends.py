@@ -6,7 +6,6 @@ subprocesses, since a process holds one backend, and read the runs back from the
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -20,12 +19,12 @@ from conftest import TINY, error_line
 from skinexp import runtime
 from skinexp.config.schema import Precision
 
-HAS_JAX = importlib.util.find_spec("jax") is not None
-
 
 def jax_test(function):
-    """A JAX test: marked `jax` (the slow suite runs them) and skipped where JAX is not installed."""
-    return pytest.mark.jax(pytest.mark.skipif(not HAS_JAX, reason="JAX is not installed (make install-jax)")(function))
+    """A JAX test: marked `jax` (the slow suite runs them); skipped where JAX is not installed (failed under CI);
+    in one worker, where the module's JAX training (`jax_run`) is made once."""
+    return pytest.mark.jax(pytest.mark.xdist_group("jax")(pytest.mark.usefixtures("jax_installed")(function)))
+
 
 # Runs `python -m skinexp ARGS` and reports whether TensorFlow was ever imported, on its last line.
 WATCHED = ("import json, sys\nfrom skinexp.__main__ import main\ncode = main(sys.argv[1:])\n"
@@ -120,7 +119,7 @@ def test_jax_missing_says_how_to_install_it_and_starts_no_run(main, tmp_path, st
     assert not client.search_runs([e.experiment_id for e in client.search_experiments()])
 
 
-@pytest.mark.skipif(not HAS_JAX, reason="JAX is not installed")
+@pytest.mark.usefixtures("jax_installed")
 def test_a_backend_other_than_the_one_keras_runs_on_in_this_process_is_refused(main, tmp_path, store):
     line = error_line(main("train", *TINY, "train.backend=jax", *store["overrides"], cwd=tmp_path))
     assert "already runs on tensorflow in this process" in line

@@ -17,6 +17,8 @@ from PIL import Image
 
 from conftest import REAL_DATA, error_line, run_main
 
+pytestmark = pytest.mark.xdist_group("serve")  # one served model for the slow tests
+
 
 def test_serve_refuses_a_port_in_use(tmp_path):
     with socket.socket() as taken:
