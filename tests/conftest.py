@@ -147,6 +147,18 @@ def unavailable(reason: str, allow_module_level: bool = False) -> NoReturn:
     pytest.skip(reason, allow_module_level=allow_module_level)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def xdist_groups_kept(request: pytest.FixtureRequest) -> None:
+    """`--dist loadgroup` keeps an xdist_group in one worker through the `@group` pytest-xdist appends to node ids;
+    where pytest drops it (pytest 9.2 with xdist 3.8), two workers would each start a Slurm or a shared server."""
+    if getattr(request.config.option, "loadgroup", False):
+        lost = [item.nodeid for item in request.session.items
+                if item.get_closest_marker("xdist_group") and "@" not in item.nodeid]
+        if lost:
+            pytest.fail(f"--dist loadgroup lost the xdist_group of {len(lost)} tests (pytest-xdist#1386: pytest 9.2 "
+                        f"drops it, pytest<9.2 keeps it). Received: {lost[0]}", pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def jax_installed() -> None:
     """JAX (make install-jax); session-scoped, so it is checked before any module fixture trains on it."""
