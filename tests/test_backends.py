@@ -21,9 +21,8 @@ from skinexp.config.schema import Precision
 
 
 def jax_test(function):
-    """A JAX test: marked `jax` (the slow suite runs them); skipped where JAX is not installed (failed under CI);
-    in one worker, where the module's JAX training (`jax_run`) is made once."""
-    return pytest.mark.jax(pytest.mark.xdist_group("jax")(pytest.mark.usefixtures("jax_installed")(function)))
+    """A JAX test: marked `jax` (the slow suite runs them); skipped where JAX is not installed (failed under CI)."""
+    return pytest.mark.jax(pytest.mark.usefixtures("jax_installed")(function))
 
 
 # Runs `python -m skinexp ARGS` and reports whether TensorFlow was ever imported, on its last line.
@@ -139,6 +138,7 @@ def jax_run(tmp_path_factory):
 
 
 @jax_test
+@pytest.mark.xdist_group("jax_run")  # the module's one JAX training, in one worker
 def test_a_jax_run_never_imports_tensorflow_and_records_its_backend(jax_run):
     run = jax_run["run"]
     assert jax_run["watched"] == {"tensorflow": False}
@@ -152,6 +152,7 @@ def test_a_jax_run_never_imports_tensorflow_and_records_its_backend(jax_run):
 
 
 @jax_test
+@pytest.mark.xdist_group("jax_run")  # the module's one JAX training, in one worker
 def test_a_jax_run_is_evaluated_and_predicted_on_tensorflow(jax_run, main):
     run, workdir = jax_run["run"], jax_run["workdir"]
     evaluated = main("evaluate", f"run={run.info.run_id}", f"tracking.uri={jax_run['uri']}", "split=test",
@@ -166,6 +167,7 @@ def test_a_jax_run_is_evaluated_and_predicted_on_tensorflow(jax_run, main):
 
 
 @jax_test
+@pytest.mark.timeout(600)  # three JAX processes: 210 s on 2 busy cores
 def test_a_tensorflow_run_is_evaluated_predicted_and_resumed_on_jax(trained, tmp_path, main, store):
     import numpy as np
 
@@ -188,6 +190,7 @@ def test_a_tensorflow_run_is_evaluated_predicted_and_resumed_on_jax(trained, tmp
 
 
 @jax_test
+@pytest.mark.xdist_group("jax_run")  # the module's one JAX training, in one worker
 def test_a_jax_run_resumes_on_tensorflow(jax_run, main):
     run, workdir = jax_run["run"], jax_run["workdir"]
     resumed = main("train", f"resume={run.info.run_id}", "train.epochs=3", "train.backend=tensorflow",
@@ -200,6 +203,7 @@ def test_a_jax_run_resumes_on_tensorflow(jax_run, main):
 
 
 @jax_test
+@pytest.mark.timeout(600)  # two JAX trainings: 170 s on 2 busy cores
 def test_jax_reruns_deterministically(tmp_path, store):
     args = [*TINY, "train.deterministic=true", "augment=strong", "model.dropout=0.2", "tracking.log_model=false",
             "train.backend=jax", *store["overrides"]]
@@ -237,6 +241,7 @@ def test_a_jax_sweep_lands_under_one_parent(tmp_path, store, launcher):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # a venv of the GPU image's wheels, then a training: 270 s on 2 busy cores
 def test_the_gpu_check_runs_in_a_copy_of_the_gpu_image_with_only_its_wheels(tmp_path):
     """benchmarks/gpu_check_sim.sh: a venv with only the GPU image's packages (no TensorFlow) plus the check's
     wheels, installed as the GPU machine installs them, then the check with a tiny step count. Needs PyPI."""

@@ -9,8 +9,8 @@ from mlflow.tracking import MlflowClient
 
 from conftest import TINY, run_main, unavailable
 
-# Six trainings, once for the module (in one worker), and a browser.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cross_validation")]
+# Six trainings, once for the module (in one worker; 110 s on 2 busy cores, in the first test's time), and a browser.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cross_validation"), pytest.mark.timeout(600)]
 
 
 @pytest.fixture(scope="module")

@@ -311,6 +311,7 @@ def test_reader_evaluates_a_run(server, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # 12 epochs through a server killed and restarted: 185 s on 2 busy cores
 def test_a_server_killed_mid_training_and_restarted_20_s_later_loses_nothing(tmp_path):
     """SIGKILL the tracking server after epoch 2 of 12, start it again 20 s later on the same database and port:
     the run ends FINISHED with every epoch's metrics, its samples and its model."""
@@ -366,6 +367,7 @@ def test_a_server_killed_mid_training_and_restarted_20_s_later_loses_nothing(tmp
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("server")  # the module's one server
+@pytest.mark.timeout(600)  # 16 trainings, 4 at a time: 200 s on 2 busy cores
 def test_16_jobs_4_at_a_time_against_the_server(server, tmp_path):
     """joblib, 4 jobs at once, 16 in all: 16 runs FINISHED under one parent, none lost, no metric step twice."""
     seeds = ",".join(str(seed) for seed in range(1, 17))

@@ -25,7 +25,8 @@ from browser import free_port
 from conftest import REPO, TINY, run_cli, unavailable
 
 # One Slurm per machine (slurm-up writes /etc/slurm/slurm.conf): the module's tests share one, in one worker.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("slurm")]
+# Slurm's start (in the first test) and a scancel with a resume: 100-120 s on 2 busy cores.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("slurm"), pytest.mark.timeout(600)]
 DAEMONS = ("slurmctld", "slurmd", "slurmdbd", "sbatch", "munged", "mariadbd")
 CPU_SLURM = ["hydra.launcher.gpus_per_node=0", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=2"]
 

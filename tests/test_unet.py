@@ -261,6 +261,7 @@ print(json.dumps({"found": found, "tensorflow": "tensorflow" in sys.modules}))
 
 @pytest.mark.jax
 @pytest.mark.usefixtures("jax_installed")
+@pytest.mark.timeout(900)  # every option trained on JAX in one subprocess: 270 s on 2 busy cores
 def test_each_option_trains_saves_and_loads_on_jax():
     import json
     import os
