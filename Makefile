@@ -46,8 +46,10 @@ train: $(STAMP)  ## train the default experiment (synthetic data) into runs/; ex
 	$(PY) -m skinexp train $(ARGS)
 
 # Two workers: each imports TensorFlow once, and tiny trainings leave a core idle between their graph builds.
+# --dist loadgroup: the tests of one xdist_group (a shared server, Slurm, module fixture) run in one worker.
+XDIST := -n 2 --dist loadgroup
 test: $(STAMP)  ## the default (fast) test suite, in two worker processes
-	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
 # What the slow tests need from the machine (installed as root when missing): Debian's chromium for the browser
 # tests, postgresql for the tracking-server tests, Slurm with munge, slurmdbd and MariaDB for the Slurm tests.
@@ -68,11 +70,11 @@ test-deps: $(SERVER_STAMP) postgres  ## install the system packages the slow tes
 		  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SLURM_PACKAGES) >/dev/null; }; \
 	else echo "Slurm is missing and this is not root: the Slurm tests will skip (apt-get install $(SLURM_PACKAGES))"; fi
 
-test-slow: $(STAMP) $(JAX_STAMP) test-deps  ## slow, real-data and JAX tests only
-	$(PY) -m pytest -m "slow or real_data or jax" $(PYTEST_ARGS)
+test-slow: $(STAMP) $(JAX_STAMP) test-deps  ## slow, real-data and JAX tests only, in two worker processes
+	$(PY) -m pytest $(XDIST) -m "slow or real_data or jax" $(PYTEST_ARGS)
 
 test-all: $(STAMP) $(JAX_STAMP) test-deps
-	$(PY) -m pytest -m "" $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) -m "" $(PYTEST_ARGS)
 
 # The team server: the `server` extra (mlflow[auth], psycopg) and Debian's postgresql for its private database.
 $(SERVER_STAMP): $(STAMP) pyproject.toml

@@ -6,7 +6,6 @@ subprocesses, since a process holds one backend, and read the runs back from the
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -20,12 +19,11 @@ from conftest import TINY, error_line
 from skinexp.config.schema import Precision
 from skinexp.training import runtime
 
-HAS_JAX = importlib.util.find_spec("jax") is not None
-
 
 def jax_test(function):
-    """A JAX test: marked `jax` (the slow suite runs them) and skipped where JAX is not installed."""
-    return pytest.mark.jax(pytest.mark.skipif(not HAS_JAX, reason="JAX is not installed (make install-jax)")(function))
+    """A JAX test: marked `jax` (the slow suite runs them); skipped where JAX is not installed (failed under CI)."""
+    return pytest.mark.jax(pytest.mark.usefixtures("jax_installed")(function))
+
 
 # Runs `python -m skinexp ARGS` and reports whether TensorFlow was ever imported, on its last line.
 WATCHED = ("import json, sys\nfrom skinexp.__main__ import main\ncode = main(sys.argv[1:])\n"
@@ -120,7 +118,7 @@ def test_jax_missing_says_how_to_install_it_and_starts_no_run(main, tmp_path, st
     assert not client.search_runs([e.experiment_id for e in client.search_experiments()])
 
 
-@pytest.mark.skipif(not HAS_JAX, reason="JAX is not installed")
+@pytest.mark.usefixtures("jax_installed")
 def test_a_backend_other_than_the_one_keras_runs_on_in_this_process_is_refused(main, tmp_path, store):
     line = error_line(main("train", *TINY, "train.backend=jax", *store["overrides"], cwd=tmp_path))
     assert "already runs on tensorflow in this process" in line
@@ -140,6 +138,7 @@ def jax_run(tmp_path_factory):
 
 
 @jax_test
+@pytest.mark.xdist_group("jax_run")  # the module's one JAX training, in one worker
 def test_a_jax_run_never_imports_tensorflow_and_records_its_backend(jax_run):
     run = jax_run["run"]
     assert jax_run["watched"] == {"tensorflow": False}
@@ -153,6 +152,7 @@ def test_a_jax_run_never_imports_tensorflow_and_records_its_backend(jax_run):
 
 
 @jax_test
+@pytest.mark.xdist_group("jax_run")  # the module's one JAX training, in one worker
 def test_a_jax_run_is_evaluated_and_predicted_on_tensorflow(jax_run, main):
     run, workdir = jax_run["run"], jax_run["workdir"]
     evaluated = main("evaluate", f"run={run.info.run_id}", f"tracking.uri={jax_run['uri']}", "split=test",
@@ -167,6 +167,7 @@ def test_a_jax_run_is_evaluated_and_predicted_on_tensorflow(jax_run, main):
 
 
 @jax_test
+@pytest.mark.timeout(600)  # three JAX processes: 210 s on 2 busy cores
 def test_a_tensorflow_run_is_evaluated_predicted_and_resumed_on_jax(trained, tmp_path, main, store):
     import numpy as np
 
@@ -189,6 +190,7 @@ def test_a_tensorflow_run_is_evaluated_predicted_and_resumed_on_jax(trained, tmp
 
 
 @jax_test
+@pytest.mark.xdist_group("jax_run")  # the module's one JAX training, in one worker
 def test_a_jax_run_resumes_on_tensorflow(jax_run, main):
     run, workdir = jax_run["run"], jax_run["workdir"]
     resumed = main("train", f"resume={run.info.run_id}", "train.epochs=3", "train.backend=tensorflow",
@@ -201,6 +203,7 @@ def test_a_jax_run_resumes_on_tensorflow(jax_run, main):
 
 
 @jax_test
+@pytest.mark.timeout(600)  # two JAX trainings: 170 s on 2 busy cores
 def test_jax_reruns_deterministically(tmp_path, store):
     args = [*TINY, "train.deterministic=true", "augment=strong", "model.dropout=0.2", "tracking.log_model=false",
             "train.backend=jax", *store["overrides"]]
@@ -238,6 +241,7 @@ def test_a_jax_sweep_lands_under_one_parent(tmp_path, store, launcher):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # a venv of the GPU image's wheels, then a training: 270 s on 2 busy cores
 def test_the_gpu_check_runs_in_a_copy_of_the_gpu_image_with_only_its_wheels(tmp_path):
     """benchmarks/gpu_check_sim.sh: a venv with only the GPU image's packages (no TensorFlow) plus the check's
     wheels, installed as the GPU machine installs them, then the check with a tiny step count. Needs PyPI."""

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import TINY, run_main
+from conftest import TINY, run_main, unavailable
 
-pytestmark = pytest.mark.slow  # six trainings and a browser
+# Six trainings, once for the module (in one worker; 110 s on 2 busy cores, in the first test's time), and a browser.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cross_validation"), pytest.mark.timeout(600)]
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +57,7 @@ def test_compare_pools_the_folds_and_the_report_renders(cv_sweep, tmp_path):
     try:
         chromium = find_chromium()
     except BrowserUnavailable as error:
-        pytest.skip(str(error))
+        unavailable(str(error))
     with Browser(1200, 900, chromium=chromium) as browser:
         browser.open((tmp_path / "report.html").as_uri())
         browser.wait_for("document.querySelectorAll('#comparison tr').length === 3", what="the comparison table")

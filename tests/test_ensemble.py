@@ -10,7 +10,8 @@ from mlflow.tracking import MlflowClient
 
 from conftest import TINY, error_line, run_main
 
-pytestmark = pytest.mark.slow  # a 3-fold sweep, then every fold model loaded again: about a minute
+# A 3-fold sweep, then every fold model loaded again (about a minute), once for the module.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ensemble")]
 
 
 @pytest.fixture(scope="module")

@@ -2,12 +2,11 @@
 grid."""
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
 from skinexp.evaluation.figures import curves_figure, notebook_figure, overlay, sample_panel
-
-plt = pytest.importorskip("matplotlib.pyplot")
 
 GREY, GREEN, TINTED = [100, 100, 100], [0, 255, 0], [162, 60, 60]  # tinted: 0.6 * 100 + 0.4 * (255, 0, 0)
 

@@ -9,6 +9,8 @@ from mlflow.tracking import MlflowClient
 
 from conftest import TINY, error_line, run_cli
 
+pytestmark = pytest.mark.xdist_group("first_hour")  # one training in a subprocess, read by every test
+
 
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory):

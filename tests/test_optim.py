@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import keras
 import pytest
 
-keras = pytest.importorskip("keras")
-from skinexp.errors import ConfigError  # noqa: E402
-from skinexp.model.optim import build_optimizer, learning_rate  # noqa: E402
+from skinexp.errors import ConfigError
+from skinexp.model.optim import build_optimizer, learning_rate
 
 LR = 0.01
 

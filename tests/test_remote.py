@@ -14,7 +14,7 @@ from conftest import TINY, run_cli
 EXPERIMENT = "remote"
 EPOCHS = 2
 
-pytestmark = pytest.mark.slow  # a real `mlflow server` process: minutes
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("remote")]  # one real `mlflow server` for the module: minutes
 
 
 def _listed(client: MlflowClient, run_id: str, folder: str) -> set[str]:

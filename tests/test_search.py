@@ -9,6 +9,9 @@ from mlflow.tracking import MlflowClient
 
 from conftest import TINY, error_line
 
+# The 4-trial study is built once; the slow tests' parallel trials then take turns, not both workers at once.
+pytestmark = pytest.mark.xdist_group("search")
+
 # Two learning rates far apart on a 2-epoch model: Hyperband's first rung (epoch 1) keeps the first trial and
 # prunes a later one whose val_iou is lower there; model.filters=4 fixes the config's filters dimension.
 SEARCH = ["hparams_search=optuna", *TINY, "train.max_steps_per_epoch=2", "tracking.log_model=false",

@@ -18,6 +18,8 @@ from PIL import Image
 from conftest import REAL_DATA, error_line, run_main
 from skinexp.team.postgres import unused_port
 
+pytestmark = pytest.mark.xdist_group("serve")  # one served model for the slow tests
+
 
 def test_serve_refuses_a_port_in_use(tmp_path):
     with socket.socket() as taken:

@@ -12,12 +12,21 @@ import time
 from pathlib import Path
 
 import pytest
-from test_server import TrackingServer, client, login, server_folder, skip_without_server_deps
+from test_server import (
+    TrackingServer,
+    client,
+    login,
+    restore_login,  # noqa: F401  (autouse: `client` leaves the admin's login in os.environ)
+    server_folder,
+    skip_without_server_deps,
+)
 
 from browser import unused_port
-from conftest import REPO, TINY, run_cli
+from conftest import REPO, TINY, run_cli, unavailable
 
-pytestmark = pytest.mark.slow
+# One Slurm per machine (slurm-up writes /etc/slurm/slurm.conf): the module's tests share one, in one worker.
+# Slurm's start (in the first test) and a scancel with a resume: 100-120 s on 2 busy cores.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("slurm"), pytest.mark.timeout(600)]
 DAEMONS = ("slurmctld", "slurmd", "slurmdbd", "sbatch", "munged", "mariadbd")
 CPU_SLURM = ["hydra.launcher.gpus_per_node=0", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=2"]
 
@@ -30,10 +39,10 @@ def _installed(tool: str) -> bool:
 def slurm():
     """A one-node Slurm for the module, stopped (and /etc/slurm/slurm.conf put back) afterwards."""
     if os.geteuid() != 0:
-        pytest.skip("a one-node Slurm needs root (scripts/slurm-up starts daemons and writes /etc/slurm/slurm.conf)")
+        unavailable("a one-node Slurm needs root (scripts/slurm-up starts daemons and writes /etc/slurm/slurm.conf)")
     missing = [tool for tool in DAEMONS if not _installed(tool)]
     if missing:
-        pytest.skip(f"Slurm is not installed ({', '.join(missing)} missing): make test-deps installs it as root")
+        unavailable(f"Slurm is not installed ({', '.join(missing)} missing): make test-deps installs it as root")
     state = Path(tempfile.mkdtemp(prefix="skinexp-slurm-"))
     state.chmod(0o755)
     up = subprocess.run([str(REPO / "scripts" / "slurm-up"), str(state)], capture_output=True, text=True, timeout=300)

@@ -10,6 +10,9 @@ from mlflow.tracking import MlflowClient
 
 from conftest import TINY, error_line
 
+# The 3-job sweep is built once; the slow tests' parallel jobs then take turns, not both workers at once.
+pytestmark = pytest.mark.xdist_group("sweeps")
+
 SWEEP = [*TINY, "train.epochs=1", "tracking.log_model=false"]
 
 

@@ -9,6 +9,9 @@ from mlflow.exceptions import MlflowException, RestException
 from skinexp.errors import ConfigError, TrackingError
 from skinexp.tracking import retry
 
+# The slow tests share one real `mlflow server` (module fixture), started once, in one worker.
+pytestmark = pytest.mark.xdist_group("tracking_retry")
+
 URI = "http://127.0.0.1:9"
 
 

@@ -19,12 +19,12 @@ from browser import (
     show_image_step,
     unused_port,
 )
-from conftest import TINY, run_cli
+from conftest import TINY, run_cli, unavailable
 
 EXPERIMENT = "ui"
 EPOCHS = 2
 
-pytestmark = pytest.mark.slow  # real servers and a browser: minutes
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ui")]  # one served store and a browser for the module: minutes
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def chromium() -> str:
     try:
         return find_chromium()
     except BrowserUnavailable as error:
-        pytest.skip(str(error))
+        unavailable(str(error))
 
 
 @pytest.fixture(scope="module")

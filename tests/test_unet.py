@@ -1,8 +1,6 @@
 """The U-Net builder: the notebook's parameter count, shapes, and how depth/filters/options change them."""
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 
@@ -263,7 +261,8 @@ print(json.dumps({"found": found, "tensorflow": "tensorflow" in sys.modules}))
 
 
 @pytest.mark.jax
-@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed (make install-jax)")
+@pytest.mark.usefixtures("jax_installed")
+@pytest.mark.timeout(900)  # every option trained on JAX in one subprocess: 270 s on 2 busy cores
 def test_each_option_trains_saves_and_loads_on_jax():
     import json
     import os

@@ -12,13 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from omegaconf import OmegaConf
 
 from skinexp.config.schema import AugmentConfig
 from skinexp.data.augment import IDENTITY, apply, draw_parameters
-
-tf = pytest.importorskip("tensorflow")
-from skinexp.data.tf_pipeline import tf_augmenter  # noqa: E402
+from skinexp.data.tf_pipeline import tf_augmenter
 
 SEEDS = np.arange(16) + 100
 
