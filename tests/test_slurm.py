@@ -69,10 +69,18 @@ def server(slurm):
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _sacct_states(job_ids: list[str]) -> set[str]:
-    out = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "State", *[f"-j{job}" for job in job_ids]],
-                         capture_output=True, text=True, timeout=30).stdout
-    return {line.split()[0] for line in out.splitlines() if line.strip()}
+def _sacct_states(job_ids: list[str], settle: float = 120) -> set[str]:
+    """The jobs' states in Slurm's accounting, once none is still PENDING, RUNNING or COMPLETING there (within
+    `settle` s). submitit reads a job's result from its file as soon as the job writes it; the job's end reaches
+    slurmdbd after that, later still on busy cores (seen: RUNNING, with the sweep done, under -n 2)."""
+    deadline = time.monotonic() + settle
+    while True:
+        out = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "State", *[f"-j{job}" for job in job_ids]],
+                             capture_output=True, text=True, timeout=30).stdout
+        states = {line.split()[0] for line in out.splitlines() if line.strip()}
+        if not states & {"PENDING", "RUNNING", "COMPLETING"} or time.monotonic() > deadline:
+            return states
+        time.sleep(1)
 
 
 def _runs(url: str, experiment_name: str):

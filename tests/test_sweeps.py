@@ -85,6 +85,7 @@ def test_compare_prints_the_latest_sweep(sweep, main):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # 8 trainings, in parallel processes: 70-210 s on 2 busy cores
 def test_joblib_launcher_lands_8_parallel_jobs_on_a_fresh_store(cli, tmp_path):
     uri = f"sqlite:///{tmp_path / 'fresh' / 'mlflow.db'}"
     result = cli("train", "-m", *SWEEP, "train.max_steps_per_epoch=1", "hydra/launcher=joblib",
