@@ -4,8 +4,9 @@ against the plain U-Net, on the real images with 3-fold cross-validation at one 
 Each config is one `python -m skinexp train -m cv=3 ...` sweep as a user types it; then `python -m skinexp compare`
 ranks the configs on the mean per-image IoU of the out-of-fold images and sets each against the plain U-Net
 (`baseline=`): diff, its paired bootstrap interval, the Holm-adjusted Wilcoxon p-value and the verdict. The table
-adds the parameters, the training GFLOP per image and the training img/s on this machine (the median over the
-runs' epochs, so it holds only for the load the JSON records). One GFLOP budget gives every config the same
+adds the parameters, the training GFLOP per image and the training img/s on this machine, measured apart from the
+runs once they are done: every config's training step (the runs' data pipeline, augmentation and precision) timed
+in `--speed-rounds` interleaved rounds, so a change of load falls on every config alike. One GFLOP budget gives every config the same
 compute, so a cheaper network sees more images; the budget is stated, not a number of epochs.
 
     SKINEXP_REAL_DATA=../shared/data/isic-real .venv/bin/python benchmarks/ablation.py [--gflop 3900] [--size 64]
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import json
 import os
 import statistics
 import subprocess
@@ -22,7 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from machine import metadata, write
+from machine import load, metadata, spread, write
 
 REPO = Path(__file__).resolve().parent.parent
 WHAT = ("Each U-Net option alone, all of them together and the light config against the plain U-Net, on the real "
@@ -65,9 +67,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="the folder of ablation.json (default: docs/)")
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing: write the JSON from the runs already in --workdir")
+    parser.add_argument("--speed-rounds", type=int, default=3,
+                        help="interleaved rounds of the img/s measurement (default 3)")
     args = parser.parse_args()
     names = args.configs.split(",")
-    meta = metadata(3)  # 3 folds per config
+    meta = metadata(3)  # 3 folds per config; --report-only takes the measuring run's from the workdir
     os.environ.setdefault("SKINEXP_REAL_DATA", str(REPO.parent / "shared" / "data" / "isic-real"))
     sys.path.insert(0, str(REPO))
     from skinexp import tracking
@@ -76,6 +80,13 @@ def main() -> None:
         workdir = args.workdir or Path(scratch)
         workdir.mkdir(parents=True, exist_ok=True)
         uri = f"sqlite:///{workdir / 'mlflow.db'}"
+        measured = workdir / "meta.json"
+        if args.report_only:
+            if not measured.is_file():
+                raise SystemExit(f"ablation: {measured}: not found; it is written when the runs are trained")
+            meta = {**json.loads(measured.read_text()), "report_written": meta["date"] + " " + meta["time_utc"]}
+        else:
+            measured.write_text(json.dumps(meta))
         for name in [] if args.report_only else names:
             print(f"ablation: {name}", file=sys.stderr, flush=True)
             skinexp("train", "-m", *settings(args.size, args.gflop), *CONFIGS[name], f"tracking.run_name={name}",
@@ -95,12 +106,19 @@ def main() -> None:
                 "parameters": served_parameters(CONFIGS[name], args.size),
                 "training_gflop_per_image": float(first.params["training_gflop_per_image"]),
                 "train_steps": int(first.params["train.steps"]),
-                "images_per_sec": statistics.median([_steady(run.info.run_id, "images_per_sec") for run in runs]),
                 "training_seconds": statistics.median([run.data.metrics["training_seconds"] for run in runs]),
                 "val_image_iou_per_fold": [run.data.metrics["val_image_iou"] for run in runs],
             }
         for name, row in _compare(workdir, uri, names, config_of_run).items():
             rows[name].update(row)
+        if not args.report_only:
+            measured.write_text(json.dumps({**meta, "load_1min_at_end": load()}))
+    speed_meta = metadata(args.speed_rounds)
+    for name, rates in images_per_sec(names, args.size, args.speed_rounds).items():
+        rows[name]["images_per_sec"] = spread(rates)
+    speed_meta["load_1min_at_end"] = load()
+    meta["speed"] = {key: speed_meta[key] for key in ("date", "time_utc", "load_1min_at_start", "load_1min_at_end",
+                                                      "repeats")}
     write("ablation", {"meta": meta, "what": WHAT, "size": args.size, "gflop_budget": args.gflop,
                        "settings": settings(args.size, args.gflop), "baseline": "plain", "configs": rows}, args.out)
 
@@ -114,12 +132,32 @@ def served_parameters(overrides: list[str], size: int) -> int:
     return count(build_unet(compose("train", [f"dataset.image_size={size}", *overrides]).model, size))
 
 
-def _steady(run_id: str, key: str) -> float:
-    """The median of a run's per-epoch metric, the first epoch (which compiles) left out when there are more."""
-    from skinexp import tracking
+def images_per_sec(names: list[str], size: int, rounds: int) -> dict[str, list[float]]:
+    """Training img/s of each config, `rounds` times, the configs interleaved within each round: the step time
+    `train.budget.minutes` probes (`probe_step_seconds`: a compiled model on the run's own training pipeline)."""
+    from skinexp.config.compose import compose
+    from skinexp.data.pipeline import make_dataset
+    from skinexp.data.sources import load_splits
+    from skinexp.training import runtime
+    from skinexp.training.budget import probe_step_seconds
+    from skinexp.training.train import build_compiled
 
-    values = tracking.metric_histories(run_id, [key])[key]
-    return statistics.median(values[1:] if len(values) > 1 else values)
+    common = [o for o in settings(size, 1.0) if not o.startswith(("train.budget", "cv="))]
+    configs = {name: compose("train", [*common, *CONFIGS[name]]) for name in names}
+    first = next(iter(configs.values()))
+    splits = load_splits(first.dataset)
+    batch = first.train.batch_size
+    steps_per_epoch = len(splits.train) // batch
+    rates: dict[str, list[float]] = {name: [] for name in names}
+    for round_number in range(rounds):
+        for name, cfg in configs.items():
+            print(f"ablation: img/s, round {round_number + 1} of {rounds}: {name}", file=sys.stderr, flush=True)
+            runtime.configure_runtime(cfg.train)
+            data = make_dataset(splits.train, batch, training=True, seed=cfg.train.seed, augment_cfg=cfg.augment)
+            step, _ = probe_step_seconds(build_compiled(cfg, steps_per_epoch, steps_per_epoch), data,
+                                         steps_per_epoch, cfg.train.steps_per_execution)
+            rates[name].append(batch / step)
+    return rates
 
 
 def _compare(workdir: Path, uri: str, names: list[str], config_of_run: dict[str, str]) -> dict[str, dict]:

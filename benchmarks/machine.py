@@ -62,8 +62,10 @@ def spread(values: list[float]) -> dict:
 
 
 def write(name: str, result: dict, folder: Path | None = None) -> Path:
-    """Write `result` (whose "meta" came from `metadata()`) as `<folder>/<name>.json`; default folder `docs/`."""
-    result["meta"]["load_1min_at_end"] = load()
+    """Write `result` (whose "meta" came from `metadata()`) as `<folder>/<name>.json`; default folder `docs/`.
+
+    The load at the end is taken now unless the meta already has it (a report written from earlier runs)."""
+    result["meta"].setdefault("load_1min_at_end", load())
     path = (folder or DOCS) / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1) + "\n")

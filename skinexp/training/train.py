@@ -114,7 +114,7 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
 
             model = keras.models.load_model(checkpoint_dir / "last.keras")  # weights and optimizer state
         else:
-            model = _build_compiled(cfg, steps_per_epoch, training_plan.steps)
+            model = build_compiled(cfg, steps_per_epoch, training_plan.steps)
     flops_per_image = training_flops_per_image(model)
 
     best_path = checkpoint_dir / "best.keras"
@@ -260,14 +260,14 @@ def _plan(cfg, splits: DataSplits, steps_per_epoch: int) -> Plan:
     def probe() -> tuple[float, float]:
         data = make_dataset(splits.train, cfg.train.batch_size, training=True, seed=cfg.train.seed,
                             augment_cfg=cfg.augment)
-        model = _build_compiled(cfg, steps_per_epoch, steps_per_epoch)
+        model = build_compiled(cfg, steps_per_epoch, steps_per_epoch)
         return probe_step_seconds(model, data, steps_per_epoch, cfg.train.steps_per_execution)
 
     return plan(cfg.train, images=len(splits.train), steps_per_epoch=steps_per_epoch,
                 flops_per_image=training_flops_per_image(build_unet(cfg.model, cfg.dataset.image_size)), probe=probe)
 
 
-def _build_compiled(cfg, steps_per_epoch: int, total_steps: int):
+def build_compiled(cfg, steps_per_epoch: int, total_steps: int):
     from skinexp.model.losses import build_loss
     from skinexp.model.metrics import training_metrics
     from skinexp.model.optim import build_optimizer
