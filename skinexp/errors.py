@@ -37,6 +37,11 @@ class TrainingDiverged(SkinexpError, RuntimeError):
     """The loss became NaN or infinite; the run ends FAILED."""
 
 
+class TrialEnded(SkinexpError, RuntimeError):
+    """An Optuna search ended this job's trial (FAIL, when the sweep was interrupted) while the job still trained
+    elsewhere; the job stops and its run ends FAILED."""
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C: the run ends KILLED and the last finished epoch stays resumable."""
 

@@ -272,6 +272,44 @@ def test_an_interrupted_search_keeps_its_finished_trials_and_the_same_command_co
     assert not [run for run in children if run.info.status == "RUNNING"]
 
 
+
+@pytest.mark.slow
+def test_an_interrupted_search_on_joblib_fails_the_trials_in_flight_and_their_jobs_stop(tmp_path):
+    """n_jobs=2 on joblib, SIGINT to the sweep alone (its jobs run on in their worker processes): the trials in
+    flight are FAIL at once, each job stops at its next epoch with one line, its run FAILED; nothing RUNNING."""
+    import optuna
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    journal = tmp_path / "runs" / "optuna.journal"
+    search = subprocess.Popen(
+        [sys.executable, "-m", "skinexp", "train", *SEARCH, "hydra.sweeper.pruner=none", "train.epochs=8",
+         "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+         f"tracking.uri={uri}"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and search.poll() is None:
+            if journal.exists() and any(t.intermediate_values for t in _study(journal).trials):
+                break
+            time.sleep(0.5)
+        assert search.poll() is None, search.communicate()[1][-3000:]
+        search.send_signal(signal.SIGINT)
+        _, err = search.communicate(timeout=300)
+    finally:
+        if search.poll() is None:
+            search.kill()
+    assert search.returncode == 130, err[-3000:]
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines[0].startswith("skinexp: interrupted; study skinexp keeps its"), err[-3000:]
+    assert "Traceback" not in err
+    trials = _study(journal).trials
+    failed = [t.number for t in trials if t.state == optuna.trial.TrialState.FAIL]
+    assert failed and all(t.state.is_finished() for t in trials)
+    (parent,), children = _runs(uri)
+    assert parent.info.status == "KILLED"
+    statuses = {int(run.data.tags["optuna_trial"]): run.info.status for run in children}
+    assert {statuses[number] for number in failed} == {"FAILED"} and "RUNNING" not in statuses.values()
+
 def test_a_signal_during_a_write_to_the_study_is_delivered_once_the_write_is_done():
     """What keeps an interrupt out of Optuna's journal append: the write finishes, then the signal raises as it
     would have (SIGTERM as `Terminated` under the sweep's handler)."""

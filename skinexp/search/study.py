@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from skinexp.errors import ConfigError
+from skinexp.errors import ConfigError, TrialEnded
 from skinexp.search.config import PrunerName
 
 DEFAULT_STORAGE = "runs/optuna.journal"  # a journal file: Optuna appends to it from several processes
@@ -164,12 +164,23 @@ class TrialLink:
         return self._trial
 
     def report(self, epoch: int, value: float) -> bool:
-        """Report `value` at `epoch` (1-based); True when the pruner says this trial should stop."""
+        """Report `value` at `epoch` (1-based); True when the pruner says this trial should stop.
+
+        Raises:
+            TrialEnded: the sweep has ended the trial meanwhile (interrupted, it failed the trials in flight).
+        """
+        from optuna.exceptions import UpdateFinishedTrialError
+
         from skinexp.search.interrupts import signals_held
 
         trial = self.trial()
-        with signals_held():
-            trial.report(float(value), epoch)
+        try:
+            with signals_held():
+                trial.report(float(value), epoch)
+        except UpdateFinishedTrialError:
+            state = self._storage.get_trial(self._trial_id).state.name
+            raise TrialEnded(f"the sweep ended trial {self.number} of study {self.study} (it was interrupted); this "
+                             f"job stops after epoch {epoch}. Received: trial {self.number} {state}") from None
         if self.pruned_at_epoch is None and trial.should_prune():
             self.pruned_at_epoch = epoch
         return self.pruned_at_epoch is not None
