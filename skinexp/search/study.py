@@ -17,7 +17,6 @@ from skinexp.search.config import PrunerName
 
 DEFAULT_STORAGE = "runs/optuna.journal"  # a journal file: Optuna appends to it from several processes
 RDB_SCHEMES = ("sqlite", "postgresql", "mysql", "oracle", "mssql")
-DRIVERS = {"postgresql": "psycopg", "mysql": "pymysql"}  # what SQLAlchemy imports for a URL without `+driver`
 PRUNED_TAG, PRUNED_AT_TAG, TRIAL_TAG = "pruned", "pruned_at_epoch", "optuna_trial"
 REPORTED_METRIC = "val_iou"  # Keras' per-epoch proxy of the trial's value (the kept checkpoint's val_image_iou)
 
@@ -83,12 +82,11 @@ def open_storage(location: str):
                               f"({', '.join(RDB_SCHEMES)}). Received: {key}")
         try:
             return optuna.storages.RDBStorage(location, engine_kwargs={"pool_pre_ping": True})
-        except ModuleNotFoundError as error:
-            extra = " (pip install -e '.[server]')" if scheme == "postgresql" else ""
-            raise ConfigError(f"the study's database needs the {error.name or DRIVERS.get(scheme)} driver{extra}. "
-                              f"Received: {key}") from None
+        except ImportError:  # Optuna's, for SQLAlchemy's missing driver
+            hint = "; psycopg comes with the `server` extra (make install-server)" if scheme == "postgresql" else ""
+            raise ConfigError(f"no Python driver for {scheme} is installed{hint}. Received: {key}") from None
         except Exception as error:
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            reason = str(error).strip().splitlines()[0].rstrip(".") if str(error).strip() else type(error).__name__
             raise ConfigError(f"the study's database cannot be opened: {reason[:300]}. Received: {key}") from None
     path = Path(location)
     try:
