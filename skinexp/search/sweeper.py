@@ -94,6 +94,7 @@ class OptunaSearch(Sweeper):
         return backend, study
 
     def sweep(self, arguments: list[str]) -> None:
+        from skinexp.search.interrupts import sigterm_raises
         from skinexp.search.study import shown_location
 
         earlier = len(self.study.trials)
@@ -104,8 +105,6 @@ class OptunaSearch(Sweeper):
             print("skinexp: the basic launcher runs trials one at a time in this process; for "
                   f"hydra.sweeper.n_jobs={self.n_jobs} at once choose hydra/launcher=joblib or local_processes",
                   flush=True)
-        from skinexp.search.interrupts import sigterm_raises
-
         with sigterm_raises():
             try:
                 if self.n_jobs > 1 and type(self.launcher).__name__ != "BasicLauncher":
@@ -152,8 +151,8 @@ class OptunaSearch(Sweeper):
 
     def _run_in_parallel(self) -> None:
         """Up to `n_jobs` launches at once, each in a thread; the main thread asks and ends trials. On an interrupt
-        the trials in flight end FAIL at once; their jobs, elsewhere, stop with the terminal's Ctrl-C or run to
-        their end (a job that ends after its trial was failed leaves the trial as it is)."""
+        the trials in flight end FAIL at once; their jobs, in other processes, stop at their next epoch's report
+        (`TrialEnded`), and the process exits once their launches return."""
         asked, running = 0, {}
         pool = ThreadPoolExecutor(max_workers=self.n_jobs)
         try:
