@@ -37,6 +37,11 @@ class TrainingDiverged(SkinexpError, RuntimeError):
     """The loss became NaN or infinite; the run ends FAILED."""
 
 
+class TrialEnded(SkinexpError, RuntimeError):
+    """An Optuna search ended this job's trial (FAIL, when the sweep was interrupted) while the job still trained
+    elsewhere; the job stops and its run ends FAILED."""
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C: the run ends KILLED and the last finished epoch stays resumable."""
 
@@ -48,7 +53,8 @@ def exit_status(interrupt: KeyboardInterrupt) -> int:
 def interrupt_message(interrupt: KeyboardInterrupt) -> str:
     """What an interrupted command prints: what stopped, where, and how to continue.
 
-    Training records `run_id`, `epochs_done` and `epochs` on the interrupt as it passes up.
+    Training records `run_id`, `epochs_done` and `epochs` on the interrupt as it passes up; a caller above it may
+    add `next_step` (an Optuna search: its study keeps the finished trials).
     """
     what = "terminated (SIGTERM)" if isinstance(interrupt, Terminated) else "interrupted"
     run_id: Optional[str] = getattr(interrupt, "run_id", None)
@@ -58,4 +64,6 @@ def interrupt_message(interrupt: KeyboardInterrupt) -> str:
         parts.append(f"run {run_id} is KILLED")
         if getattr(interrupt, "resumable", False):
             parts.append(f"continue with: python -m skinexp train resume={run_id}")
+    if getattr(interrupt, "next_step", None):
+        parts.append(interrupt.next_step)
     return "skinexp: " + "; ".join(parts)

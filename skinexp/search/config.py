@@ -37,7 +37,8 @@ class OptunaSweeperConf:
         sampler: `name` (tpe, random) and `seed`.
         pruner: hyperband, median or none; trials report `val_iou` after every epoch.
         storage: null (a journal file `runs/optuna.journal` under the working directory), a file path (a
-            journal file), or an RDB URL (`sqlite:///...`, `postgresql://user@host/db`).
+            journal file), or an RDB URL (`sqlite:///...`, `postgresql://user@host/db`) without a password
+            (libpq reads PGPASSWORD or ~/.pgpass; a URL with one is refused).
         study_name: the study to create or continue.
         params: the search space, `key: <Hydra sweep syntax>` (`tag(log, interval(1e-4, 3e-3))`,
             `choice(8, 16)`, `range(1, 5)`); a search dimension on the command line replaces the same key here.

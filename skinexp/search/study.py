@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from skinexp.errors import ConfigError
+from skinexp.errors import ConfigError, TrialEnded
 from skinexp.search.config import PrunerName
 
 DEFAULT_STORAGE = "runs/optuna.journal"  # a journal file: Optuna appends to it from several processes
@@ -26,9 +26,27 @@ _ENV = {"storage": "SKINEXP_OPTUNA_STORAGE", "study": "SKINEXP_OPTUNA_STUDY", "n
 
 def storage_location(storage: Optional[str], base_dir: Path) -> str:
     """`hydra.sweeper.storage` as the study's address: an RDB URL as given, a file path (default
-    `runs/optuna.journal`) made absolute against `base_dir` (where the user ran from)."""
+    `runs/optuna.journal`) made absolute against `base_dir` (where the user ran from).
+
+    Raises:
+        ConfigError: a URL with a password. It would sit on the command line (`ps` shows it to every local account)
+            and travel to every trial's job; libpq reads it from PGPASSWORD or ~/.pgpass instead.
+    """
+    from urllib.parse import urlsplit
+
+    from skinexp.config.checks import redact_uri
+
     location = storage or DEFAULT_STORAGE
     if "://" in location:
+        try:
+            password = urlsplit(location).password
+        except ValueError:  # a malformed port: open_storage says what is wrong
+            password = None
+        if password is not None:
+            raise ConfigError("hydra.sweeper.storage must not carry its password on the command line (`ps` shows "
+                              "it to every local account, and every trial's job would get it); put the password in "
+                              "PGPASSWORD or ~/.pgpass, which libpq reads, and leave it out of the URL. "
+                              f"Received: hydra.sweeper.storage={redact_uri(location)}")
         return location
     path = Path(location).expanduser()
     return str(path if path.is_absolute() else (base_dir / path).resolve())
@@ -64,8 +82,11 @@ def open_storage(location: str):
                               f"({', '.join(RDB_SCHEMES)}). Received: {key}")
         try:
             return optuna.storages.RDBStorage(location, engine_kwargs={"pool_pre_ping": True})
+        except ImportError:  # Optuna's, for SQLAlchemy's missing driver
+            hint = "; psycopg comes with the `server` extra (make install-server)" if scheme == "postgresql" else ""
+            raise ConfigError(f"no Python driver for {scheme} is installed{hint}. Received: {key}") from None
         except Exception as error:
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            reason = str(error).strip().splitlines()[0].rstrip(".") if str(error).strip() else type(error).__name__
             raise ConfigError(f"the study's database cannot be opened: {reason[:300]}. Received: {key}") from None
     path = Path(location)
     try:
@@ -89,12 +110,10 @@ def build_pruner(name: PrunerName, epochs: int):
     return pruners[PrunerName(str(name))]()
 
 
-def load_study(location: str, study_name: str, pruner: PrunerName, epochs: int):
-    """The existing study `study_name` at `location`, with `pruner`."""
-    import optuna
-
-    return optuna.load_study(study_name=study_name, storage=open_storage(location),
-                             pruner=build_pruner(pruner, epochs))
+def trial_id(storage, study_name: str, number: int) -> int:
+    """The storage's id of trial `number` of `study_name` (what `optuna.trial.Trial` takes and the storage's trial
+    methods address), through `BaseStorage`'s public methods."""
+    return storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study_name), number)
 
 
 @dataclass
@@ -110,7 +129,9 @@ class TrialLink:
     pruner: PrunerName
     epochs: int
     pruned_at_epoch: Optional[int] = None
-    _study: object = field(default=None, repr=False)
+    _trial: object = field(default=None, repr=False)
+    _storage: object = field(default=None, repr=False)
+    _trial_id: int = field(default=-1, repr=False)
 
     def env_overrides(self) -> list[str]:
         """The Hydra overrides that hand this link to the job's environment (`hydra.job.env_set`)."""
@@ -127,40 +148,60 @@ class TrialLink:
                    number=int(os.environ[_ENV["number"]]), pruner=PrunerName(os.environ[_ENV["pruner"]]),
                    epochs=int(os.environ[_ENV["epochs"]]))
 
-    def _opened(self):
-        if self._study is None:
-            self._study = load_study(self.storage, self.study, self.pruner, self.epochs)
-        return self._study
-
-    def _trial(self):
+    def trial(self):
+        """The running trial the sweeper asked for, opened (once) in this process."""
         import optuna
 
-        study = self._opened()
-        # Optuna's Trial takes the storage's trial id; the number is what the sweeper hands over.
-        return optuna.trial.Trial(study, study._storage.get_trial_id_from_study_id_trial_number(
-            study._study_id, self.number))
+        if self._trial is None:
+            self._storage = open_storage(self.storage)
+            self._trial_id = trial_id(self._storage, self.study, self.number)
+            study = optuna.Study(self.study, self._storage, pruner=build_pruner(self.pruner, self.epochs))
+            # Optuna has no public call that reopens a trial another process asked for (ask() makes a new one);
+            # Trial(study, trial_id) is the documented constructor that optimize() and ask() use themselves.
+            self._trial = optuna.trial.Trial(study, self._trial_id)
+        return self._trial
 
     def report(self, epoch: int, value: float) -> bool:
-        """Report `value` at `epoch` (1-based); True when the pruner says this trial should stop."""
-        trial = self._trial()
-        trial.report(float(value), epoch)
+        """Report `value` at `epoch` (1-based); True when the pruner says this trial should stop.
+
+        Raises:
+            TrialEnded: the sweep has ended the trial meanwhile (interrupted, it failed the trials in flight).
+        """
+        from optuna.exceptions import UpdateFinishedTrialError
+
+        from skinexp.search.interrupts import signals_held
+
+        trial = self.trial()
+        try:
+            with signals_held():
+                trial.report(float(value), epoch)
+        except UpdateFinishedTrialError:
+            state = self._storage.get_trial(self._trial_id).state.name
+            raise TrialEnded(f"the sweep ended trial {self.number} of study {self.study} (it was interrupted); this "
+                             f"job stops after epoch {epoch}. Received: trial {self.number} {state}") from None
         if self.pruned_at_epoch is None and trial.should_prune():
             self.pruned_at_epoch = epoch
         return self.pruned_at_epoch is not None
 
     def tell(self, value: float, run_id: str) -> None:
         """End the trial: PRUNED if the pruner stopped it (Optuna keeps its last reported value), else COMPLETE
-        with `value`. The run's id and `value` stay on the trial as user attributes either way."""
+        with `value`. The run's id and `value` stay on the trial as user attributes either way. A trial the sweeper
+        has ended meanwhile (FAIL, after an interrupt) is left as it is."""
         import optuna
 
-        trial = self._trial()
-        trial.set_user_attr("mlflow_run_id", run_id)
-        trial.set_user_attr("val_image_iou", float(value))
-        if self.pruned_at_epoch is not None:
-            trial.set_user_attr(PRUNED_AT_TAG, self.pruned_at_epoch)
-            trial.study.tell(self.number, state=optuna.trial.TrialState.PRUNED)
-        else:
-            trial.study.tell(self.number, float(value))
+        from skinexp.search.interrupts import signals_held
+
+        trial = self.trial()
+        if self._storage.get_trial(self._trial_id).state.is_finished():
+            return
+        with signals_held():
+            trial.set_user_attr("mlflow_run_id", run_id)
+            trial.set_user_attr("val_image_iou", float(value))
+            if self.pruned_at_epoch is not None:
+                trial.set_user_attr(PRUNED_AT_TAG, self.pruned_at_epoch)
+                trial.study.tell(self.number, state=optuna.trial.TrialState.PRUNED, skip_if_finished=True)
+            else:
+                trial.study.tell(self.number, float(value), skip_if_finished=True)
 
     def run_tags(self) -> dict[str, str]:
         return {TRIAL_TAG: str(self.number)}
