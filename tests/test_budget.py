@@ -54,7 +54,8 @@ def test_a_minutes_budget_is_what_the_probe_leaves_after_compiling():
 
 
 @pytest.mark.parametrize("overrides, fragment", [
-    (["train.budget.minutes=5", "train.budget.gflop=100"], "Received: train.budget.minutes=5.0, train.budget.gflop=100.0"),
+    (["train.budget.minutes=5", "train.budget.gflop=100"],
+     "Received: train.budget.minutes=5.0, train.budget.gflop=100.0"),
     (["train.budget.gflop=-1"], "Received: train.budget.gflop=-1.0"),
     (["train.budget.steps=0"], "Received: train.budget.steps=0"),
     (["train.budget.minutes=5", "optim.schedule=constant"], "Received: optim.schedule=constant"),
@@ -81,7 +82,8 @@ def test_a_gflop_run_spans_its_schedule_ends_part_way_through_an_epoch_and_rerun
     flops = training_flops_per_image(build_unet(cfg.model, cfg.dataset.image_size))
     assert steps == steps_for_images(math.ceil(0.25e9 / flops), images, 4, steps_per_epoch)
     seen = _history(client, run.info.run_id, "images_seen")
-    assert seen[-1] == images_after(steps, images, 4, steps_per_epoch) and len(seen) == math.ceil(steps / steps_per_epoch)
+    assert seen[-1] == images_after(steps, images, 4, steps_per_epoch)
+    assert len(seen) == math.ceil(steps / steps_per_epoch)
     assert steps % steps_per_epoch != 0 and seen[-1] - seen[-2] < images  # the last epoch was partial
     assert _history(client, run.info.run_id, "training_gflop")[-1] >= 0.25
     rates = _history(client, run.info.run_id, "learning_rate")

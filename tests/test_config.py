@@ -136,7 +136,8 @@ def test_depth_must_leave_a_2x2_bottleneck(compose):
 @pytest.mark.parametrize("overrides, message", [
     (["model.widths=[8,16]"], "model.widths must hold model.depth + 1 = 5 widths (the encoder levels, then the "
      "bottleneck). Received: model.widths=[8, 16] (2 widths) with model.depth=4"),
-    (["model.widths=[8,0,16]", "model.depth=2"], "model.widths must all be positive. Received: model.widths=[8, 0, 16]"),
+    (["model.widths=[8,0,16]", "model.depth=2"],
+     "model.widths must all be positive. Received: model.widths=[8, 0, 16]"),
     (["model.batchnorm=true", "model.norm=group"], "model.batchnorm=true means model.norm=batch: set only one of them."
      " Received: model.batchnorm=true with model.norm=group"),
     (["model.norm=group", "model.filters=4"], "model.groups must divide every width for model.norm=group. "

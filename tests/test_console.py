@@ -86,7 +86,8 @@ def test_the_held_descriptor_drops_start_up_chatter_and_passes_the_rest_on():
 
 @pytest.mark.parametrize("level, held", [(None, True), ("", True), ("3", True), ("1", True), ("0", False)])
 def test_tensorflow_start_up_is_held_unless_the_user_asks_for_level_0(level, held, monkeypatch):
-    monkeypatch.setattr(sys, "meta_path", [f for f in sys.meta_path if not isinstance(f, console._QuietTensorFlowImport)])
+    finders = [finder for finder in sys.meta_path if not isinstance(finder, console._QuietTensorFlowImport)]
+    monkeypatch.setattr(sys, "meta_path", finders)
     monkeypatch.setattr(sys, "modules", {k: v for k, v in sys.modules.items() if k != "tensorflow"})
     if level is None:
         monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)

@@ -30,7 +30,8 @@ CHATTER = re.compile(r"absl|oneDNN|cpu_feature_guard|TF_ENABLE_ONEDNN_OPTS|^[IWE
 def shell(workdir: Path, *args: str, name: str) -> tuple[str, str]:
     """`python -m skinexp ARGS` from `workdir`, its output in `<name>.out` and `<name>.err` there, as
     `cmd > name.out 2> name.err` leaves it; fails on a non-zero exit or chatter on stderr."""
-    env = {key: value for key, value in os.environ.items() if key not in ("TF_CPP_MIN_LOG_LEVEL", "PYTEST_CURRENT_TEST")}
+    left_out = ("TF_CPP_MIN_LOG_LEVEL", "PYTEST_CURRENT_TEST")
+    env = {key: value for key, value in os.environ.items() if key not in left_out}
     out_path, err_path = workdir / f"{name}.out", workdir / f"{name}.err"
     with open(out_path, "w") as out, open(err_path, "w") as err:
         code = subprocess.run([sys.executable, "-m", "skinexp", *args], cwd=workdir, stdin=subprocess.DEVNULL,

@@ -20,7 +20,8 @@ def _run(run_id: str, status: str = "FINISHED", params: dict | None = None, metr
 
 def _sweep() -> list[SimpleNamespace]:
     return [
-        _run("a", params={"model.filters": "8"}, metrics={"val_image_iou": 0.7, "best_val_iou": 0.95, "best_epoch": 3.0}),
+        _run("a", params={"model.filters": "8"},
+             metrics={"val_image_iou": 0.7, "best_val_iou": 0.95, "best_epoch": 3.0}),
         _run("b", params={"model.filters": "16"}, metrics={"val_image_iou": 0.9, "best_val_iou": 0.2}),
         _run("failed", "FAILED", params={"model.filters": "32"}, metrics={"val_image_iou": 0.95},
              tags={"failure_reason": "TrainingDiverged: loss became NaN at epoch 2\nTraceback ..."}),

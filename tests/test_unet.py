@@ -155,7 +155,8 @@ def test_deep_supervision_weighs_the_heads_as_stated(compose):
     assert [tuple(out.shape) for out in training] == [(2, 32, 32, 1)] * 3  # mask, then heads on up2 and up3
     assert model.predict(images, verbose=0).shape == (2, 32, 32, 1)  # inference: the mask alone
     np.testing.assert_allclose(model.network.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-6)
-    # BCE against all-ones masks, weights 4/7, 2/7, 1/7: 4/7 of -ln(1/2) + 2/7 of -ln(1/4) + 1/7 of -ln(1/8) = 11/7 ln 2.
+    # BCE against all-ones masks, weights 4/7, 2/7, 1/7:
+    # 4/7 of -ln(1/2) + 2/7 of -ln(1/4) + 1/7 of -ln(1/8) = 11/7 ln 2.
     model.compile(optimizer="adam", loss=keras.losses.BinaryCrossentropy())
     ones = np.ones((2, 32, 32, 1), "float32")
     outputs = [ones * 0.5, ones * 0.25, ones * 0.125]

@@ -87,7 +87,8 @@ def _kind(error) -> str:
         if typing.get_origin(hint) is typing.Union else hint
     if typing.get_origin(hint) in (list, list):
         element = words(typing.get_args(hint)[0])
-        return {"an integer": "a list of integers", "a number": "a list of numbers"}.get(element, f"a list of {element}")
+        plurals = {"an integer": "a list of integers", "a number": "a list of numbers"}
+        return plurals.get(element, f"a list of {element}")
     return words(hint)
 
 
