@@ -6,8 +6,8 @@ ranks the configs on the mean per-image IoU of the out-of-fold images and sets e
 (`baseline=`): diff, its paired bootstrap interval, the Holm-adjusted Wilcoxon p-value and the verdict. The table
 adds the parameters, the training GFLOP per image and the training img/s on this machine, measured apart from the
 runs once they are done: every config's training step (the runs' data pipeline, augmentation and precision) timed
-in `--speed-rounds` interleaved rounds, so a change of load falls on every config alike. One GFLOP budget gives every config the same
-compute, so a cheaper network sees more images; the budget is stated, not a number of epochs.
+in `--speed-rounds` interleaved rounds, so a change of load falls on every config alike. One GFLOP budget gives
+every config the same compute, so a cheaper network sees more images; the budget is stated, not a number of epochs.
 
     SKINEXP_REAL_DATA=../shared/data/isic-real .venv/bin/python benchmarks/ablation.py [--gflop 3900] [--size 64]
 """
@@ -179,16 +179,19 @@ def _compare(workdir: Path, uri: str, names: list[str], config_of_run: dict[str,
             "overwrite=true", cwd=workdir)
     found = {}
     for row in csv.DictReader(io.StringIO((report / "comparison.csv").read_text())):
-        found[config_of_group[row["group"]]] = {
-            "group": row["group"], "images": int(row["images"]), "mean": float(row["mean"]),
-            "ci95": [float(row["ci95_low"]), float(row["ci95_high"])], "diff": _number(row["diff"]),
-            "diff_ci95": [_number(row["diff_ci95_low"]), _number(row["diff_ci95_high"])],
-            "p_value": _number(row["p_value"]), "mdd": _number(row["mdd"]), "verdict": row["verdict"]}
+        found[config_of_group[row["group"]]] = comparison_row(row)
     return found
 
 
-def _number(text: str):
-    return float(text) if text else None
+def comparison_row(row: dict) -> dict:
+    """One row of compare's comparison.csv with its numbers as numbers (None where the reference has none)."""
+    def number(text: str):
+        return float(text) if text else None
+
+    return {"group": row["group"], "images": int(row["images"]), "mean": float(row["mean"]),
+            "ci95": [float(row["ci95_low"]), float(row["ci95_high"])], "diff": number(row["diff"]),
+            "diff_ci95": [number(row["diff_ci95_low"]), number(row["diff_ci95_high"])],
+            "p_value": number(row["p_value"]), "mdd": number(row["mdd"]), "verdict": row["verdict"]}
 
 
 if __name__ == "__main__":

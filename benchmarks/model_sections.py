@@ -50,8 +50,9 @@ def ablation(result: dict):
         f"mean per-image IoU at threshold 0.5 over the {plain['images']} out-of-fold images, each option against "
         f"`{baseline}` (`compare baseline=`): the paired difference with its bootstrap 95 % interval, the "
         f"Holm-adjusted Wilcoxon p-value and the verdict. img/s is the training rate on this CPU (median of "
-        f"{speed['repeats']} interleaved rounds of the runs' training step, measured {speed['date']} {speed['time_utc']} "
-        f"UTC at 1-minute load {speed['load_1min_at_start']} to {speed['load_1min_at_end']}): median ± sd.", "",
+        f"{speed['repeats']} interleaved rounds of the runs' training step, measured {speed['date']} "
+        f"{speed['time_utc']} UTC at 1-minute load {speed['load_1min_at_start']} to {speed['load_1min_at_end']}): "
+        "median ± sd.", "",
         table(["config", "overrides", "parameters", "training GFLOP / image", "steps", "img/s",
                "mean IoU [95 % CI]", "diff [95 % CI]", "p (Holm)", "verdict"], rows), "",
         light_text])
