@@ -177,12 +177,12 @@ def test_each_option_trains_saves_and_loads_as_keras(compose, tmp_path, option):
 
     import keras
 
-    from skinexp.training.train import _build_compiled
+    from skinexp.training.train import build_compiled
 
     overrides, parameters = OPTIONS[option]
     cfg = compose("train", ["dataset.image_size=32", "model.depth=2", "model.filters=4", "train.epochs=1",
                             "optim.lr=1e-3", *overrides])
-    model = _build_compiled(cfg, steps_per_epoch=2, total_steps=4)
+    model = build_compiled(cfg, steps_per_epoch=2, total_steps=4)
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (8, 32, 32, 3)).astype("float32")
     masks = (images[..., :1] > 127).astype("float32")
@@ -236,7 +236,7 @@ from pathlib import Path
 import keras, numpy as np
 from skinexp.training import runtime
 from skinexp.config.compose import compose
-from skinexp.training.train import _build_compiled
+from skinexp.training.train import build_compiled
 rng = np.random.default_rng(0)
 images = rng.integers(0, 256, (8, 32, 32, 3)).astype("float32")
 masks = (images[..., :1] > 127).astype("float32")
@@ -245,7 +245,7 @@ for option, overrides in json.loads(sys.argv[1]).items():
     cfg = compose("train", ["dataset.image_size=32", "model.depth=2", "model.filters=4", "train.epochs=1",
                             "optim.lr=1e-3", *overrides])
     runtime.configure_runtime(cfg.train, 0)  # as training does: keeps TensorFlow out of a JAX process
-    model = _build_compiled(cfg, steps_per_epoch=2, total_steps=4)
+    model = build_compiled(cfg, steps_per_epoch=2, total_steps=4)
     loss = model.fit(images, masks, batch_size=4, epochs=1, verbose=0).history["loss"][0]
     path = Path(tempfile.mkdtemp()) / "last.keras"
     model.save(path)
