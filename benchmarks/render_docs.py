@@ -35,6 +35,7 @@ SECTIONS = [
     ("precision.json", training_sections.precision, "make bench-precision"),
     ("quality_over_time.json", training_sections.quality, "make bench-quality"),
     ("noise.json", training_sections.noise, "python benchmarks/noise.py"),
+    ("equal_compute.json", training_sections.equal_compute, "python benchmarks/equal_compute.py"),
     ("search_pruning.json", training_sections.search_pruning, "python benchmarks/search_pruning.py"),
     ("ablation.json", model_sections.ablation, "python benchmarks/ablation.py"),
     ("memory.json", tool_sections.memory, "python benchmarks/memory.py"),

@@ -146,36 +146,69 @@ def precision(result: dict):
 
 
 def quality(result: dict):
-    heading = "Quality over time (`benchmarks/quality.py`)"
-    meta = result["meta"]
-    sides = {name: side for name, side in result.items() if name != "meta"}
+    heading = "Held-out IoU against training minutes (`benchmarks/quality.py`)"
+    meta, goal = result["meta"], result["goal"]
+    budgets = sorted(result["budgets"], key=lambda budget: budget["minutes"])
+    rows = [[f"{b['minutes']:g}", f"{b['training_minutes']:.1f}", f"{b['train_steps']:,}", str(b["epochs"]),
+             f"{b['images_seen']:,}", f"{b['training_gflop']:,.0f}", f"{b['val_image_iou']:.3f}",
+             f"{b['test_mean_iou']:.3f}", f"{b['test_mean_iou_tta_largest']:.3f}", f"{b['wall_minutes']:.1f}"]
+            for b in budgets]
+    longest = max(budgets, key=lambda budget: budget["minutes"])
+    met = longest["test_mean_iou"] >= goal
+    bf16 = any(flag in (meta.get("machine") or {}).get("flags", []) for flag in ("avx512_bf16", "amx_bf16"))
+    verdict = (f"The goal, mean per-image test IoU >= {goal} within {longest['minutes']:g} training minutes on a "
+               f"processor with bf16, is {'met' if met else 'not met'} here: {longest['test_mean_iou']:.3f} "
+               f"({'this CPU has bf16' if bf16 else 'this CPU has no bf16, so the goal does not apply to it'}).")
+    body = "\n".join([
+        provenance(meta), "",
+        f"`python -m skinexp train {' '.join(result['recipe'])} train.budget.minutes=M`, one run per budget, "
+        "the longest first, on the recipe's fixed split of the real images (15 % val, 15 % held-out test, seed 0). "
+        "The run turns its minutes into optimizer steps from a probe of its step time, and its cosine schedule "
+        "decays over them. Test IoU: mean per-image IoU of the kept checkpoint on the held-out images at the run's "
+        "tuned threshold (`evaluate split=test`); then with `tta=true postprocess=largest_component`. Training "
+        "minutes exclude validation, the probe and start-up, which the wall minutes include.", "",
+        table(["budget min", "training min", "steps", "epochs", "images seen", "training GFLOP", "val image IoU",
+               "test IoU", "test IoU, TTA + largest component", "wall min"], rows), "",
+        f"{verdict} One run per budget ({meta['repeats']} repeat): no spread; the noise benchmark's seed-to-seed "
+        "sd is the yardstick for a difference between budgets.", "",
+        "Training minutes against the budget: "
+        + ", ".join(f"{100 * (b['training_minutes'] / b['minutes'] - 1):+.0f} % at {b['minutes']:g} min"
+                    for b in budgets) + ".", "",
+        "![held-out IoU against training minutes](quality_over_time.png)"])
+    summary = [[f"isic_cpu, {longest['minutes']:g} training minutes: test mean per-image IoU",
+                f"{longest['test_mean_iou']:.3f}", f"goal {goal}: {'met' if met else 'not met'}; one run",
+                short_machine(meta), link(heading)]]
+    return heading, body, summary
+
+
+def equal_compute(result: dict):
+    heading = "Three widths at one GFLOP budget (`benchmarks/equal_compute.py`)"
+    meta, widths, reference = result["meta"], result["widths"], str(result["reference"])
     rows = []
-    for name, side in sides.items():
-        minutes = [0.0, *side["minutes"]]
-        epochs = [60 * (b - a) for a, b in zip(minutes, minutes[1:])]
-        reached = side["minutes_to_0.80"]
-        rows.append([name, str(len(side["val_iou"])), f"{max(side['val_iou'], default=0):.3f}",
-                     f"{reached:.1f}" if reached is not None else f"not reached in {side['run_minutes']:.1f}",
-                     f"{side['test_mean_iou']:.3f}" if side["test_mean_iou"] is not None else "n/a",
-                     f"{side['test_mean_iou_tta_largest']:.3f}" if side.get("test_mean_iou_tta_largest") else "n/a",
-                     f"{epochs[0]:.0f}", span(epochs[1:], 0) if len(epochs) > 1 else "", f"{side['wall_minutes']:.1f}"])
-    lines = [provenance(meta), "",
-             "The real images (ISIC 2017 + PH2) at 128 px, one fixed split (15 % val, 15 % held-out test, seed 0); "
-             "`+experiment=isic_cpu` against the notebook's recipe (`+experiment=seed_notebook` at 128 px), one after "
-             "the other. The notebook side is stopped (SIGTERM; its run ends KILLED) once it has used 3 times "
-             "isic_cpu's time to val IoU 0.80 without reaching it. Test IoU: mean per-image IoU of the kept "
-             "checkpoint on the held-out images at the run's threshold.", "",
-             table(["recipe", "epochs", "best val IoU", "minutes to val IoU 0.80", "test IoU",
-                    "test IoU, TTA + largest component", "first epoch s (with start-up)", "later epochs s",
-                    "wall minutes"], rows), "",
-             f"One run of each side ({meta['repeats']} repeat): these figures describe those two runs and carry no "
-             "spread, so they rank nothing and support no claim about epochs or recipes. isic_cpu was then 13 fixed "
-             "epochs; it is now a 20-minute budget (`train.budget.minutes=20`), not re-measured.", "",
-             "![val IoU against wall-clock time](quality_over_time.png)"]
-    ours = sides.get("isic_cpu", {})
-    summary = [["isic_cpu (13 epochs then): test mean per-image IoU", f"{ours.get('test_mean_iou', 0):.3f}",
-                "one run: no spread", short_machine(meta), link(heading)]] if ours else []
-    return heading, "\n".join(lines), summary
+    for width, row in widths.items():
+        low, high = row["diff_ci95"]
+        diff = "" if row["diff"] is None else f"{row['diff']:+.3f} [{low:.3f}, {high:.3f}]"
+        rows.append([width, f"{row['training_gflop_per_image']:.3f}", f"{row['train_steps']:,}",
+                     f"{median(row['images_seen']):,.0f}", f"{median(row['training_gflop']):,.0f}",
+                     f"{row['mean']:.3f} [{row['ci95'][0]:.3f}, {row['ci95'][1]:.3f}]", diff,
+                     "" if row["p_value"] is None else f"{row['p_value']:.3g}", row["verdict"]])
+    found = "; ".join(f"{width} filters: {row['verdict']} ({row['diff']:+.3f})" for width, row in widths.items()
+                      if width != reference)
+    body = "\n".join([
+        provenance(meta), "",
+        f"`python -m skinexp train -m {' '.join(result['settings'])} model.filters=8,16,32`, then `python -m skinexp "
+        f"compare sweep=widths baseline=model.filters={reference}`: every width trains "
+        f"{result['gflop_budget']:,.0f} GFLOP, so a narrower U-Net sees more images. Mean per-image IoU of the "
+        f"{widths[reference]['images']} out-of-fold images; diff against {reference} filters with its paired "
+        "bootstrap 95 % interval, the Holm-adjusted Wilcoxon p-value and the verdict.", "",
+        table(["filters", "training GFLOP / image", "steps", "images seen (median run)", "training GFLOP (median run)",
+               "mean IoU [95 % CI]", "diff [95 % CI]", "p (Holm)", "verdict"], rows), "",
+        f"Against {reference} filters at equal compute: {found}."])
+    summary = [[f"widths 8 / 16 / 32 at {result['gflop_budget']:,.0f} GFLOP, 3-fold CV",
+                " / ".join(f"{row['mean']:.3f}" for row in widths.values()), found, short_machine(meta),
+                link(heading)]]
+    return heading, body, summary
+
 
 
 def noise(result: dict):
