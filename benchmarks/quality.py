@@ -43,8 +43,8 @@ def train(minutes: float, workdir: Path, uri: str, root: str, extra: list[str]) 
     """One budgeted run of the recipe; returns its run id."""
     import mlflow
 
-    skinexp("train", *RECIPE, f"dataset.root={root}", f"train.budget.minutes={minutes:g}", f"tracking.run_name=budget-{minutes:g}min",
-            f"tracking.uri={uri}", *extra, workdir=workdir, root=root)
+    skinexp("train", *RECIPE, f"dataset.root={root}", f"train.budget.minutes={minutes:g}",
+            f"tracking.run_name=budget-{minutes:g}min", f"tracking.uri={uri}", *extra, workdir=workdir, root=root)
     client = mlflow.MlflowClient(uri)
     experiment = client.get_experiment_by_name("quality")
     runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"], max_results=1)

@@ -108,3 +108,40 @@ def test_a_rerun_of_a_minutes_run_trains_its_recorded_steps_not_the_clock(main, 
     assert again.data.params["train.budget_kind"] == "steps"
     assert again.data.params["train.steps"] == run.data.params["train.steps"] == again.data.params["train.budget.steps"]
     assert _history(client, again.info.run_id, "images_seen") == _history(client, run.info.run_id, "images_seen")
+
+
+@pytest.mark.slow
+def test_an_interrupted_minutes_run_resumes_to_its_recorded_steps_and_schedule(tmp_path, cli, compose):
+    """SIGINT after two epochs of a minutes run, then `train resume=`: the run ends at the steps it recorded (no new
+    probe, no clock), and every epoch's learning rate, before and after the interruption, is the one schedule's."""
+    import signal
+
+    from test_reliability import _start, _wait_for_epochs
+
+    from skinexp.model.optim import learning_rate
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = [*BUDGETED, "dataset.num_samples=64", "train.sample_count=0", "train.budget.minutes=0.05"]
+    process = _start(tmp_path, *args, f"tracking.uri={uri}")
+    _wait_for_epochs(tmp_path, process, 2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-2000:]
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("skinexp").experiment_id])
+    steps = int(run.data.params["train.steps"])
+    interrupted_at = len(_history(client, run.info.run_id, "learning_rate"))
+
+    result = cli("train", f"resume={run.info.run_id}", f"tracking.uri={uri}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    resumed = client.get_run(run.info.run_id)
+    assert resumed.info.status == "FINISHED" and resumed.data.params["train.steps"] == str(steps)
+    with open(client.download_artifacts(run.info.run_id, "data/split_ids.json", str(tmp_path))) as ids:
+        images = len(json.load(ids)["train"])
+    steps_per_epoch = math.ceil(images / 4)
+    epochs = math.ceil(steps / steps_per_epoch)
+    assert interrupted_at < epochs  # the interruption fell inside the budget, so the resume trained the rest
+    assert _history(client, run.info.run_id, "images_seen")[-1] == images_after(steps, images, 4, steps_per_epoch)
+    schedule = learning_rate(compose("train", args).optim, steps_per_epoch, steps)
+    expected = [float(schedule(min(epoch * steps_per_epoch, steps))) for epoch in range(1, epochs + 1)]
+    assert _history(client, run.info.run_id, "learning_rate") == pytest.approx(expected, rel=1e-5)
