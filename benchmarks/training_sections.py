@@ -255,11 +255,15 @@ def search_pruning(result: dict):
     separate = max(pruned["epochs_trained"]) < min(plain["epochs_trained"])
     same_best = overlap(pruned["best_val_image_iou"], plain["best_val_image_iou"])
     same_wall = overlap(pruned["wall_seconds"], plain["wall_seconds"])
+    walls = {p: summary[p]["wall_seconds"]["mean"] for p in ("hyperband", "none")}
+    saved = 1 - walls["hyperband"] / walls["none"]
     verdict = (f"Hyperband trained {1 - epochs['hyperband'] / epochs['none']:.0%} fewer epochs"
                f"{'' if separate else ' (the repeats overlap)'}; its best value is "
                f"{'within' if same_best else 'outside'} the repeats' spread of the unpruned search's; wall time: "
                + ("the repeats overlap, so none saved at this size, where each trial's fixed costs (start, logging, "
-                  "scoring the kept checkpoint) outweigh its epochs" if same_wall else "resolved by the repeats"))
+                  "scoring the kept checkpoint) outweigh its epochs" if same_wall else
+                  f"{saved:.0%} {'less' if saved > 0 else 'more'}, the repeats' ranges apart (each trial's fixed "
+                  "costs, its start, logging and scoring, are not pruned)"))
     body = "\n".join([
         provenance(meta), "", f"{result['what']}: `{' '.join(result['settings'])}`.", "",
         table(["pruner", "wall s, mean (range)", "epochs trained", "trials pruned (median)",
