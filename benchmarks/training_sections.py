@@ -173,12 +173,23 @@ def quality(result: dict):
         "sd is the yardstick for a difference between budgets.", "",
         "Training minutes against the budget: "
         + ", ".join(f"{100 * (b['training_minutes'] / b['minutes'] - 1):+.0f} % at {b['minutes']:g} min"
-                    for b in budgets) + ".", "",
+                    for b in budgets) + ".", "", *probe_check(result.get("probe_check")),
         "![held-out IoU against training minutes](quality_over_time.png)"])
     summary = [[f"isic_cpu, {longest['minutes']:g} training minutes: test mean per-image IoU",
                 f"{longest['test_mean_iou']:.3f}", f"goal {goal}: {'met' if met else 'not met'}; one run",
                 short_machine(meta), link(heading)]]
     return heading, body, summary
+
+
+def probe_check(check: dict | None) -> list[str]:
+    """A later run of one budget that checks the minutes probe, when the JSON holds one."""
+    if not check:
+        return []
+    meta, trained = check["meta"], check["training_minutes"]
+    return [f"A later run, with {meta['provenance']}: `{meta['command']}` ({short_machine(meta)}): "
+            f"{check['minutes']:g} budget minutes trained {trained:.1f} "
+            f"({100 * (trained / check['minutes'] - 1):+.0f} %), {check['train_steps']:,} steps, "
+            f"test IoU {check['test_mean_iou']:.3f}.", ""]
 
 
 def equal_compute(result: dict):
