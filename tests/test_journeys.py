@@ -19,7 +19,8 @@ from mlflow.tracking import MlflowClient
 from conftest import REAL_DATA
 
 # Skipped without the real images (failed under CI=true); one working folder, whose runs the tests read in order.
-pytestmark = [pytest.mark.usefixtures("real_data"), pytest.mark.xdist_group("journeys")]
+# Marked real_data: `make test-slow` (and CI) runs them; their 2.5 minutes of subprocesses kept `make test` over 3.
+pytestmark = [pytest.mark.real_data, pytest.mark.usefixtures("real_data"), pytest.mark.xdist_group("journeys")]
 
 SMALL = [f"dataset.root={REAL_DATA}", "dataset.image_size=32", "model.depth=2", "train.epochs=1"]
 # What TensorFlow, absl, oneDNN or MLflow print while starting: none of it may reach the user's stderr.
