@@ -321,10 +321,16 @@ def test_a_signal_during_a_write_to_the_study_is_delivered_once_the_write_is_don
     from skinexp.search.interrupts import signals_held, sigterm_raises
 
     before = signal.getsignal(signal.SIGTERM)
-    for signum, raised in ((signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, Terminated)):
-        written = []
-        with pytest.raises(raised), sigterm_raises(), signals_held():
-            signal.raise_signal(signum)
-            written.append("the whole line")
-        assert written == ["the whole line"]
+    # SIGINT as a terminal's process has it: a suite started in the background (`cmd &` in a script) inherits it
+    # ignored, and a process that ignores SIGINT rightly keeps ignoring it under signals_held.
+    terminal = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        for signum, raised in ((signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, Terminated)):
+            written = []
+            with pytest.raises(raised), sigterm_raises(), signals_held():
+                signal.raise_signal(signum)
+                written.append("the whole line")
+            assert written == ["the whole line"]
+    finally:
+        signal.signal(signal.SIGINT, terminal)
     assert signal.getsignal(signal.SIGTERM) is before  # the sweep's handler is gone after it
