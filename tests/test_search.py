@@ -238,7 +238,8 @@ def test_an_interrupted_search_keeps_its_finished_trials_and_the_same_command_co
     command = ["train", *SEARCH, "hydra.sweeper.pruner=none", "train.epochs=8", f"tracking.uri={uri}"]
     search = subprocess.Popen([sys.executable, "-m", "skinexp", *command, "hydra.sweeper.n_trials=3"], cwd=tmp_path,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},  # SIGINT as from a terminal:
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # not a job's SIG_IGN
     try:
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline and search.poll() is None:
@@ -288,7 +289,8 @@ def test_an_interrupted_search_on_joblib_fails_the_trials_in_flight_and_their_jo
         [sys.executable, "-m", "skinexp", "train", *SEARCH, "hydra.sweeper.pruner=none", "train.epochs=8",
          "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
          f"tracking.uri={uri}"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as from a terminal, not a job's SIG_IGN
     try:
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline and search.poll() is None:
