@@ -3,10 +3,11 @@
 Each budget is one run of the recipe as a user types it (`python -m skinexp train +experiment=isic_cpu
 train.budget.minutes=M`) on the real images (default ../shared/data/isic-real) with the recipe's own fixed split
 (15 % validation, 15 % held-out test, seed 0), one after the other on this machine, the longest first. The run
-turns its minutes into optimizer steps from the step time it measures, so a faster processor trains more steps
-in the same minutes; its schedule decays over them. Each kept checkpoint is then scored on the held-out test
-images (`skinexp evaluate split=test`: mean per-image IoU at the run's tuned threshold; also with `tta=true
-postprocess=largest_component`). The per-epoch val IoU is read back against the run's `training_seconds`.
+turns its minutes into optimizer steps from the step time it measures, and revises them as it goes (its plan is
+recorded), so a faster processor trains more steps in the same minutes; its schedule decays over them. Each
+kept checkpoint is then scored on the held-out test images (`skinexp evaluate split=test`: mean per-image IoU at
+the run's tuned threshold; also with `tta=true postprocess=largest_component`). The per-epoch val IoU is read
+back against the run's `training_seconds`.
 
 Goal (issue "Budgeted training"): mean per-image test IoU >= 0.86 within 20 training minutes on a processor with
 bf16 (AVX512_BF16 or AMX). The JSON records the CPU model and flags and the load, and the figure is drawn from it.
@@ -60,7 +61,10 @@ def record(uri: str, run_id: str) -> dict:
     run = client.get_run(run_id)
     history = {key: [m.value for m in sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)]
                for key in ("val_iou", "training_seconds", "images_seen", "training_gflop")}
-    return {"run_id": run_id, "train_steps": int(run.data.params["train.steps"]),
+    params = run.data.params
+    return {"run_id": run_id, "train_steps": int(params["train.steps"]),
+            "budget_plan": json.loads(params.get("train.budget_plan") or "null"),
+            "probe_step_seconds": float(params.get("budget_probe_step_seconds") or "nan"),
             "epochs": len(history["val_iou"]), "training_minutes": history["training_seconds"][-1] / 60,
             "images_seen": int(history["images_seen"][-1]), "training_gflop": history["training_gflop"][-1],
             "run_minutes": (run.info.end_time - run.info.start_time) / 60000,

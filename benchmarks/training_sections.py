@@ -173,12 +173,23 @@ def quality(result: dict):
         "sd is the yardstick for a difference between budgets.", "",
         "Training minutes against the budget: "
         + ", ".join(f"{100 * (b['training_minutes'] / b['minutes'] - 1):+.0f} % at {b['minutes']:g} min"
-                    for b in budgets) + ".", "", *probe_check(result.get("probe_check")),
+                    for b in budgets) + ".", "", *plans(budgets), *probe_check(result.get("probe_check")),
         "![held-out IoU against training minutes](quality_over_time.png)"])
     summary = [[f"isic_cpu, {longest['minutes']:g} training minutes: test mean per-image IoU",
                 f"{longest['test_mean_iou']:.3f}", f"goal {goal}: {'met' if met else 'not met'}; one run",
                 short_machine(meta), link(heading)]]
     return heading, body, summary
+
+
+def plans(budgets: list[dict]) -> list[str]:
+    """How each run's minutes budget was revised as it went, when the JSON records its plan."""
+    planned = [b for b in budgets if b.get("budget_plan")]
+    if not planned:
+        return []
+    return ["The probe's plan and the run's revisions of it (`train.budget_plan`): " + "; ".join(
+        f"{b['minutes']:g} min: {b['budget_plan'][0][1]:,} steps planned, "
+        + (f"revised {len(b['budget_plan']) - 1} times to {b['budget_plan'][-1][1]:,}" if len(b["budget_plan"]) > 1
+           else "not revised") for b in planned) + ".", ""]
 
 
 def probe_check(check: dict | None) -> list[str]:

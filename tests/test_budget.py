@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 from conftest import TINY, error_line
 from skinexp.model.flops import training_flops_per_image
 from skinexp.model.unet import build_unet
-from skinexp.training.budget import images_after, plan, steps_for_images
+from skinexp.training.budget import MAX_REVISIONS, Plan, images_after, plan, revised_steps, steps_for_images
 
 BUDGETED = [*TINY, "optim.schedule=cosine", "optim.lr=1e-3", "tracking.log_model=false"]
 
@@ -96,18 +96,79 @@ def test_a_gflop_run_spans_its_schedule_ends_part_way_through_an_epoch_and_rerun
         _history(client, run.info.run_id, "val_iou"), abs=1e-6)
 
 
+def test_a_minutes_budget_is_revised_to_the_time_left_within_its_limits():
+    def minutes_plan(steps=100):
+        return Plan(steps, 10, "minutes", revisions=[[0, steps]], seconds=60.0)
+
+    # 20 steps took 16 s at 0.4 s a step: 100 steps would take 48 s, 44 s are left for 110 more
+    assert revised_steps(minutes_plan(), 20, 16.0, 0.4) == 130
+    assert revised_steps(minutes_plan(), 20, 16.0, 0.55) is None  # 60 s projected: on budget already
+    assert revised_steps(minutes_plan(), 20, 16.0, 0.56) is None  # 60.8 s projected: 1.3 % over, within 2 %
+    assert revised_steps(minutes_plan(), 20, 16.0, 0.60) == 20 + 73  # 64 s projected: 6.7 % over
+    assert revised_steps(minutes_plan(), 20, 16.0, 0.01) == 400  # at most four times the probe's steps
+    assert revised_steps(minutes_plan(), 20, 70.0, 0.4) == 20  # the budget is spent: stop now
+    assert revised_steps(Plan(100, 10, "steps"), 20, 16.0, 0.4) is None  # a rerun's steps are fixed
+    many = minutes_plan()
+    for at_step in range(1, MAX_REVISIONS + 1):
+        many.revise(at_step, 100)
+    assert revised_steps(many, 20, 16.0, 0.4) is None
+
+
 def test_a_rerun_of_a_minutes_run_trains_its_recorded_steps_not_the_clock(main, tmp_path, store):
     result = main("train", *BUDGETED, "train.budget.minutes=0.05", *store["overrides"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     client = MlflowClient(store["uri"])
     (run,) = client.search_runs([client.get_experiment_by_name("skinexp").experiment_id])
     assert run.data.params["train.budget_kind"] == "minutes" and float(run.data.params["budget_probe_step_seconds"]) > 0
+    revisions = json.loads(run.data.params["train.budget_plan"])
+    assert revisions[0][0] == 0 and revisions[-1][1] == int(run.data.params["train.steps"])
     rerun = main("rerun", run.info.run_id, f"tracking.uri={store['uri']}", cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     (again,) = client.search_runs([run.info.experiment_id], f"tags.rerun_of = '{run.info.run_id}'")
     assert again.data.params["train.budget_kind"] == "steps"
     assert again.data.params["train.steps"] == run.data.params["train.steps"] == again.data.params["train.budget.steps"]
     assert _history(client, again.info.run_id, "images_seen") == _history(client, run.info.run_id, "images_seen")
+    assert _history(client, again.info.run_id, "val_loss") == pytest.approx(
+        _history(client, run.info.run_id, "val_loss"), abs=1e-6)  # its probe left the run's weights as seeded
+
+
+@pytest.mark.slow
+def test_a_minutes_run_revised_as_it_goes_records_its_plan_and_reruns_it_exactly(main, tmp_path, store, monkeypatch):
+    """The probe, made to price a step at a third of its time and compiling at nothing, plans well over the steps
+    the budget affords:
+    the run revises its plan down, logs it, ends with its schedule at the revised total, and a rerun trains those
+    steps at the same rates to the same weights (it cannot read the clock: it replays the plan)."""
+    from skinexp.training import train as train_module
+
+    probe = train_module.probe_step_seconds
+    monkeypatch.setattr(train_module, "probe_step_seconds",
+                        lambda *args, **kwargs: (probe(*args, **kwargs)[0] / 3, 0.0))
+    args = [*BUDGETED, "dataset.num_samples=48", "train.sample_count=0", "train.deterministic=true",
+            "train.budget.minutes=0.3", *store["overrides"]]
+    result = main("train", *args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "the plan is now" in result.stdout
+    client = MlflowClient(store["uri"])
+    (run,) = client.search_runs([client.get_experiment_by_name("skinexp").experiment_id])
+    params = run.data.params
+    assert params["train.budget_kind"] == "minutes" and float(params["budget_probe_step_seconds"]) > 0
+    revisions = json.loads(params["train.budget_plan"])
+    assert len(revisions) >= 2 and revisions[1][1] < revisions[0][1]  # revised down
+    assert int(params["train.steps"]) == revisions[-1][1]
+    assert _history(client, run.info.run_id, "planned_steps")[-1] == revisions[-1][1]
+    rates = _history(client, run.info.run_id, "learning_rate")
+    assert rates[-1] == pytest.approx(1e-5, rel=0.05)  # the schedule reached its end at the revised total
+
+    rerun = main("rerun", run.info.run_id, f"tracking.uri={store['uri']}", cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "the plan is now" not in rerun.stdout
+    (again,) = client.search_runs([run.info.experiment_id], f"tags.rerun_of = '{run.info.run_id}'")
+    assert again.data.params["train.budget_kind"] == "steps"
+    assert again.data.params["train.steps"] == params["train.steps"] == again.data.params["train.budget.steps"]
+    assert json.loads(again.data.params["train.budget.plan"]) == revisions
+    for key in ("images_seen", "learning_rate", "val_iou", "loss"):
+        assert _history(client, again.info.run_id, key) == pytest.approx(_history(client, run.info.run_id, key),
+                                                                          rel=1e-6, abs=1e-6), key
 
 
 @pytest.mark.slow
@@ -121,7 +182,7 @@ def test_an_interrupted_minutes_run_resumes_to_its_recorded_steps_and_schedule(t
     from skinexp.model.optim import learning_rate
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    args = [*BUDGETED, "dataset.num_samples=64", "train.sample_count=0", "train.budget.minutes=0.05"]
+    args = [*BUDGETED, "dataset.num_samples=64", "train.sample_count=0", "train.budget.minutes=0.1"]
     process = _start(tmp_path, *args, f"tracking.uri={uri}")
     _wait_for_epochs(tmp_path, process, 2)
     process.send_signal(signal.SIGINT)
@@ -134,6 +195,7 @@ def test_an_interrupted_minutes_run_resumes_to_its_recorded_steps_and_schedule(t
 
     result = cli("train", f"resume={run.info.run_id}", f"tracking.uri={uri}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "Skipping variable loading" not in result.stderr  # the optimizer's state, plan variable included
     resumed = client.get_run(run.info.run_id)
     assert resumed.info.status == "FINISHED" and resumed.data.params["train.steps"] == str(steps)
     with open(client.download_artifacts(run.info.run_id, "data/split_ids.json", str(tmp_path))) as ids:
@@ -142,6 +204,8 @@ def test_an_interrupted_minutes_run_resumes_to_its_recorded_steps_and_schedule(t
     epochs = math.ceil(steps / steps_per_epoch)
     assert interrupted_at < epochs  # the interruption fell inside the budget, so the resume trained the rest
     assert _history(client, run.info.run_id, "images_seen")[-1] == images_after(steps, images, 4, steps_per_epoch)
-    schedule = learning_rate(compose("train", args).optim, steps_per_epoch, steps)
+    revisions = json.loads(resumed.data.params["train.budget_plan"])
+    assert revisions[-1][1] == steps
+    schedule = learning_rate(compose("train", args).optim, steps_per_epoch, steps, revisions)
     expected = [float(schedule(min(epoch * steps_per_epoch, steps))) for epoch in range(1, epochs + 1)]
     assert _history(client, run.info.run_id, "learning_rate") == pytest.approx(expected, rel=1e-5)

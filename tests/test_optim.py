@@ -1,13 +1,15 @@
 """Learning-rate schedules and optimizers chosen by the `optim` section (skinexp.model.optim)."""
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
 import keras
+import numpy as np
 import pytest
 
 from skinexp.errors import ConfigError
-from skinexp.model.optim import build_optimizer, learning_rate
+from skinexp.model.optim import RevisedCosine, build_optimizer, learning_rate
 
 LR = 0.01
 
@@ -72,3 +74,48 @@ def test_an_unknown_optimizer_is_a_config_error():
     with pytest.raises(ConfigError, match=r"optim\.name must be one of adam, adamw, sgd\. "
                                           r"Received: optim\.name=rmsprop$"):
         build_optimizer(SimpleNamespace(name="rmsprop", lr=LR, schedule="constant"), 10, 50)
+
+
+def test_a_revised_cosine_keeps_its_progress_and_ends_at_the_revised_total():
+    schedule = RevisedCosine(LR, warmup_steps=0, plan=[[0, 100]])
+    schedule.revise(50, 150)  # half-way down, the budget allows 100 more steps instead of 50
+    assert _at(schedule, 25) == pytest.approx(LR * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi / 4))))  # as planned
+    assert _at(schedule, 50) == pytest.approx(LR * (0.01 + 0.99 * 0.5))  # no jump at the revision
+    assert _at(schedule, 100) == pytest.approx(LR * (0.01 + 0.99 * 0.5 * (1 + math.cos(0.75 * math.pi))))
+    assert _at(schedule, 150) == pytest.approx(LR * 0.01)
+    assert _at(schedule, 200) == pytest.approx(LR * 0.01)
+
+
+def test_a_revision_during_warm_up_stretches_the_decay_only():
+    schedule = RevisedCosine(LR, warmup_steps=10, plan=[[0, 50]])
+    schedule.revise(4, 90)
+    assert _at(schedule, 5) == pytest.approx(LR / 100 + (LR - LR / 100) / 2)  # the warm-up is the first plan's
+    assert _at(schedule, 50) == pytest.approx(LR * (0.01 + 0.99 * 0.5))  # half of the 80 decay steps
+    assert _at(schedule, 90) == pytest.approx(LR * 0.01)
+    with pytest.raises(ValueError, match=r"Received: at_step=3$"):
+        schedule.revise(3, 60)
+
+
+def test_a_planned_optimizer_s_traced_step_follows_a_revision_and_saves_it(compose, tmp_path):
+    """The training step is traced once; the revision reaches it through the optimizer's variable, which the
+    saved model carries with the plan."""
+    import tensorflow as tf
+
+    from skinexp.model.optim import PLANNED
+
+    optimizer = build_optimizer(_optim(compose, "optim=adamw", "optim.schedule=cosine"), 10, 100, plan=[[0, 100]])
+    assert type(optimizer) is PLANNED[keras.optimizers.AdamW]
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=optimizer, loss="mse")
+    model.fit(np.zeros((4, 2)), np.zeros((4, 1)), epochs=1, verbose=0)  # builds the optimizer and its variable
+    schedule = optimizer._learning_rate
+    traced = tf.function(lambda step: schedule(step))
+    assert float(traced(tf.constant(50))) == pytest.approx(LR * (0.01 + 0.99 * 0.5))
+    schedule.revise(50, 150)
+    assert float(traced(tf.constant(100))) == pytest.approx(LR * (0.01 + 0.99 * 0.5 * (1 + math.cos(0.75 * math.pi))))
+    assert float(traced(tf.constant(150))) == pytest.approx(LR * 0.01)
+
+    model.save(tmp_path / "planned.keras")
+    loaded = keras.models.load_model(tmp_path / "planned.keras")
+    assert loaded.optimizer._learning_rate.plan == [[0, 100], [50, 150]]
+    assert [v.numpy().tolist() for v in loaded.optimizer.variables] == [v.numpy().tolist() for v in optimizer.variables]

@@ -11,8 +11,9 @@ MAX_LENGTH = 50
 BOOKKEEPING_PREFIXES = ("hydra", "tracking.", "hparams_search", "resume", "rerun_of", "train.verbose",
                         "train.sample_", "dataset.cache", "dataset.root", "dataset=", "train.budget_kind",
                         "training_gflop_per_image", "budget_probe_")
-DERIVED_KEYS = ("train.steps", "threshold")  # exact: train.steps_per_execution is a key of its own; threshold: the
-# tuned threshold the logged model carries
+DERIVED_KEYS = ("train.steps", "train.budget_plan", "train.budget.plan", "threshold")  # exact:
+# train.steps_per_execution is a key of its own; the plan a minutes budget's clock revised (a rerun's config carries
+# it); threshold: the tuned threshold the logged model carries
 # Repeats of one config: named in a run's name, pooled within a comparison group.
 REPEAT_KEYS = ("train.seed", "dataset.fold")
 # How a run executed, not what it learned: groups that differ only here get a warning.

@@ -195,6 +195,8 @@ class BudgetConfig:
     minutes: Optional[float] = None  # training minutes (train steps; validation and the probe not counted)
     gflop: Optional[float] = None  # training compute: images seen x the model's training FLOPs per image
     steps: Optional[int] = None  # optimizer steps: what a minutes budget resolved to (rerun and resume use it)
+    # with steps: a minutes budget's revisions, [[0, planned], [at step, total], ...] (rerun and resume set it)
+    plan: Optional[list[list[int]]] = None
 
 
 @dataclass

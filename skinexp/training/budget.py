@@ -1,17 +1,22 @@
 """Budgeted training: `train.budget.minutes` (training time), `train.budget.gflop` (images seen x the model's
-training FLOPs per image) or `train.budget.steps`, resolved once, before training, into the run's total
-optimizer steps. The learning-rate schedule spans exactly those steps and training ends at the last of them,
-the last epoch possibly partial (Li et al., "Budgeted Training", ICLR 2020: decaying to zero over the budget beats
-truncating a longer schedule).
+training FLOPs per image) or `train.budget.steps`, resolved into the run's total optimizer steps. The learning-rate
+schedule spans exactly those steps and training ends at the last of them, the last epoch possibly partial (Li et
+al., "Budgeted Training", ICLR 2020: decaying to zero over the budget beats truncating a longer schedule).
 
-A minutes budget is measured, not guessed: a probe copy of the compiled model trains a few short epochs on its
-own copy of the training pipeline; what the budget leaves after compiling, divided by the step time (the mean
-step plus the epoch start-up spread over an epoch's steps), gives the steps. The mean, not the median: the budget
-is the sum of the steps, and the occasional slow step (the input pipeline falling behind on two cores) is part of
-it; with the median, 20-minute runs of `+experiment=isic_cpu` trained 25 minutes. It is
-resolved once and not stretched or cut later: a schedule cut short by the clock ends at a high learning rate,
-the truncation the paper warns against, and a run whose steps change with the clock cannot be rerun exactly.
-`rerun` and `resume` train the steps the run recorded (param `train.steps`).
+A minutes budget is measured, then corrected as it goes. Before training, a probe copy of the compiled model trains
+a few short epochs on its own copy of the training pipeline; what the budget leaves after compiling, divided by the
+step time (the mean step plus the epoch start-up spread over an epoch's steps), gives the planned steps. The probe's
+16-step epochs can misjudge a long run (runs of 5 minutes trained -2 % to +24 % of their budget on it alone), so
+after every epoch from the second the run measures its own training time and, when the steps planned would miss
+the budget by more than REVISE_TOLERANCE of it, revises them (`revised_steps`): the schedule keeps its progress
+and stretches or shortens what is left (`skinexp.model.optim.RevisedCosine`), never a cut at a high rate.
+
+A clock cannot be rerun, so the revisions are recorded: param `train.budget_plan` (`[[0, planned], [at_step,
+total], ...]`) and `train.steps` (the last total). `rerun` trains `train.budget.steps` with `train.budget.plan` set
+to them, and replays each revision at the step it was made: the same steps, each at the rate the run gave it, by
+the same arithmetic (a schedule built with the whole plan up front computes the earlier pieces from constants,
+whose rounding differs, and 50 epochs later the weights do). A resumed run keeps the plan it had when it stopped
+(`state.json`), and is not revised again.
 """
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
@@ -28,25 +33,76 @@ from skinexp.errors import ConfigError
 
 PROBE_STEPS = 16
 KINDS = ("minutes", "gflop", "steps")
+REVISE_TOLERANCE = 0.02  # of the budget: a smaller miss is left alone
+MAX_REVISIONS = 64  # keeps param train.budget_plan short (MLflow holds 6,000 characters)
+MAX_GROWTH = 4  # a revision plans at most this many times the probe's steps (fit is given room for them)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Plan:
-    """How a run trains: `steps` optimizer steps over `epochs` epochs of `steps_per_epoch` (the last partial)."""
+    """How a run trains: `steps` optimizer steps over `epochs` epochs of `steps_per_epoch` (the last partial).
+
+    `revisions` is a minutes budget's plan so far, `[[0, planned], [at_step, total], ...]` (empty for other
+    kinds); `pending` the recorded revisions a rerun still has to replay, each at the end of the epoch whose last
+    step is its `at_step`, as the run made it (`KeepToBudget`); `seconds` the training seconds a minutes budget
+    allows, set only while the run may still revise its steps.
+    """
 
     steps: int
     steps_per_epoch: int
     kind: str  # epochs | minutes | gflop | steps
     probe_step_seconds: Optional[float] = None
     probe_compile_seconds: Optional[float] = None
+    revisions: list[list[int]] = field(default_factory=list)
+    pending: list[list[int]] = field(default_factory=list)
+    seconds: Optional[float] = None
 
     @property
     def epochs(self) -> int:
         return math.ceil(self.steps / self.steps_per_epoch)
 
+    @property
+    def final_steps(self) -> int:
+        """The steps the run ends at, once its recorded revisions are replayed."""
+        return self.pending[-1][1] if self.pending else self.steps
+
+    @property
+    def most_epochs(self) -> int:
+        """The epochs `fit` is given: room for every revision recorded, or that the budget may still make."""
+        if self.seconds is not None:
+            return math.ceil(MAX_GROWTH * self.revisions[0][1] / self.steps_per_epoch)
+        return math.ceil(max([self.steps] + [total for _, total in self.pending]) / self.steps_per_epoch)
+
+    def revise(self, at_step: int, total: int) -> None:
+        self.revisions.append([at_step, total])
+        self.steps = total
+
+    def replay_until(self, step: int) -> list[list[int]]:
+        """Moves the pending revisions made at or before `step` into the plan; returns them."""
+        replayed = [pair for pair in self.pending if pair[0] <= step]
+        for at_step, total in replayed:
+            self.revise(at_step, total)
+        self.pending = self.pending[len(replayed):]
+        return replayed
+
+
+def revised_steps(plan: Plan, steps_done: int, training_seconds: float, seconds_per_step: float) -> Optional[int]:
+    """The total steps that spend what is left of a minutes budget at the measured `seconds_per_step`, after
+    `steps_done` steps took `training_seconds`; None when the plan would land within REVISE_TOLERANCE of the
+    budget, or may not be revised (not a minutes run, or MAX_REVISIONS reached)."""
+    if plan.seconds is None or len(plan.revisions) > MAX_REVISIONS or seconds_per_step <= 0:
+        return None
+    projected = training_seconds + (plan.steps - steps_done) * seconds_per_step
+    if abs(projected - plan.seconds) <= REVISE_TOLERANCE * plan.seconds:
+        return None
+    affordable = steps_done + max(0, int((plan.seconds - training_seconds) / seconds_per_step))
+    total = min(affordable, MAX_GROWTH * plan.revisions[0][1])
+    return total if total != plan.steps else None
+
 
 def check_budget(budget) -> Optional[str]:
-    """The kind of budget set (None: train.epochs rules); ConfigError for two kinds or a value <= 0."""
+    """The kind of budget set (None: train.epochs rules); ConfigError for two kinds, a value <= 0, or a
+    `train.budget.plan` that does not fit `train.budget.steps`."""
     chosen = [kind for kind in KINDS if budget.get(kind) is not None]
     if len(chosen) > 1:
         raise ConfigError(f"train.budget takes one of {', '.join(KINDS)}. Received: "
@@ -54,6 +110,15 @@ def check_budget(budget) -> Optional[str]:
     for kind in chosen:
         if not budget[kind] > 0:
             raise ConfigError(f"train.budget.{kind} must be positive. Received: train.budget.{kind}={budget[kind]}")
+    revisions = budget.get("plan")
+    if revisions:
+        pairs = [list(pair) for pair in revisions]
+        if (chosen != ["steps"] or any(len(pair) != 2 for pair in pairs) or pairs[0][0] != 0
+                or any(later[0] < earlier[0] for earlier, later in zip(pairs, pairs[1:]))
+                or pairs[-1][1] != budget.steps):
+            raise ConfigError("train.budget.plan is [[0, planned steps], [at step, total], ...] with its steps "
+                              "ascending and its last total train.budget.steps (rerun sets it). Received: "
+                              f"train.budget.plan={pairs} with train.budget.steps={budget.get('steps')}")
     return chosen[0] if chosen else None
 
 
@@ -79,14 +144,18 @@ def plan(train_cfg, *, images: int, steps_per_epoch: int, flops_per_image: int,
     if kind is None:
         return Plan(train_cfg.epochs * steps_per_epoch, steps_per_epoch, "epochs")
     if kind == "steps":
-        return Plan(int(train_cfg.budget.steps), steps_per_epoch, kind)
+        recorded = [list(pair) for pair in train_cfg.budget.get("plan") or []]
+        if not recorded:
+            return Plan(int(train_cfg.budget.steps), steps_per_epoch, kind)
+        return Plan(recorded[0][1], steps_per_epoch, kind, revisions=recorded[:1], pending=recorded[1:])
     if kind == "gflop":
         needed = math.ceil(float(train_cfg.budget.gflop) * 1e9 / flops_per_image)
         return Plan(max(1, steps_for_images(needed, images, train_cfg.batch_size, steps_per_epoch)),
                     steps_per_epoch, kind)
     step_seconds, compiling = probe()
-    steps = int((float(train_cfg.budget.minutes) * 60 - compiling) / step_seconds)
-    return Plan(max(1, steps), steps_per_epoch, kind, step_seconds, compiling)
+    seconds = float(train_cfg.budget.minutes) * 60
+    steps = max(1, int((seconds - compiling) / step_seconds))
+    return Plan(steps, steps_per_epoch, kind, step_seconds, compiling, revisions=[[0, steps]], seconds=seconds)
 
 
 def probe_step_seconds(model, data, steps_per_epoch: int, steps_per_execution: int = 1,

@@ -24,11 +24,13 @@ class EpochLogger(keras.callbacks.Callback):
 
     Args:
         images_seen: finished epochs -> images seen by then (the last epoch of a budget may be partial).
+        planned_steps: a minutes budget's current plan, logged as `planned_steps` (its revisions, as they go).
     """
 
-    def __init__(self, images_seen: Callable[[int], int], flops_per_image: int):
+    def __init__(self, images_seen: Callable[[int], int], flops_per_image: int,
+                 planned_steps: Callable[[], int] | None = None):
         super().__init__()
-        self.images_seen, self.flops_per_image = images_seen, flops_per_image
+        self.images_seen, self.flops_per_image, self.planned_steps = images_seen, flops_per_image, planned_steps
         self.history: dict[str, list[float]] = {}
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -51,25 +53,92 @@ class EpochLogger(keras.callbacks.Callback):
         metrics["images_seen"] = float(images)
         metrics["training_gflop"] = images * self.flops_per_image / 1e9
         metrics["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        if self.planned_steps is not None:
+            metrics["planned_steps"] = float(self.planned_steps())
         for key, value in metrics.items():
             self.history.setdefault(key, []).append(value)
         tracking.log_metrics(metrics, step=epoch + 1)
 
 
 class StopAtStep(keras.callbacks.Callback):
-    """Ends training after the run's `total` optimizer steps: the last epoch stops part-way, after its validation
-    and epoch-end callbacks run as for any other epoch (Keras checks `stop_training` after every batch)."""
+    """Ends training after the plan's optimizer steps (`skinexp.training.budget.Plan`, which a minutes budget
+    revises as it goes): the last epoch stops part-way, after its validation and epoch-end callbacks run as for any
+    other epoch (Keras checks `stop_training` after every batch)."""
 
-    def __init__(self, total: int, steps_per_epoch: int, steps_per_execution: int = 1):
+    def __init__(self, plan, steps_per_execution: int = 1):
         super().__init__()
-        self.total, self.steps_per_epoch, self.steps_per_execution = total, steps_per_epoch, steps_per_execution
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._remaining = self.total - epoch * self.steps_per_epoch
+        self.plan, self.steps_per_execution = plan, steps_per_execution
 
     def on_train_batch_end(self, batch, logs=None):
-        if (batch + 1) * self.steps_per_execution >= self._remaining:
+        if self._epoch * self.plan.steps_per_epoch + (batch + 1) * self.steps_per_execution >= self.plan.steps:
             self.model.stop_training = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+
+class KeepToBudget(keras.callbacks.Callback):
+    """A minutes budget corrected as it goes: after each epoch from the second, the steps the plan has left are
+    priced at the run's own mean step time (over the later half of the epochs after the first: the first compiles,
+    and the early ones may too, e.g. JAX for a partial batch) and, when they would miss the budget by more than
+    `budget.REVISE_TOLERANCE`, the plan and its RevisedCosine schedule are revised from the next step on (the
+    schedule reads them from an optimizer variable: no new trace). A rerun's plan replays its recorded revisions
+    instead, at the same epochs' ends. It runs before the epoch's state is kept, so `last.keras` and `state.json`
+    hold the revised plan."""
+
+    def __init__(self, plan, schedule, print_line: Callable[[str], None] = print):
+        super().__init__()
+        self.plan, self.schedule, self.print_line = plan, schedule, print_line
+        self.seconds: list[float] = []  # training seconds of each epoch (validation excluded)
+        self.steps: list[int] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start, self._train_end = time.perf_counter(), None
+
+    def on_test_begin(self, logs=None):
+        if getattr(self, "_train_end", 0) is None:
+            self._train_end = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        from skinexp.training.budget import revised_steps
+
+        self.seconds.append((self._train_end or time.perf_counter()) - self._start)
+        done = min((epoch + 1) * self.plan.steps_per_epoch, self.plan.steps)
+        self.steps.append(done - epoch * self.plan.steps_per_epoch)
+        if self.plan.pending:
+            for at_step, total in self.plan.replay_until(done):
+                self._revise(at_step, total)
+            return
+        if len(self.steps) < 2 or done >= self.plan.steps:
+            return
+        recent = slice(1 + (len(self.steps) - 1) // 2, None)  # the later half of the epochs after the first
+        total = revised_steps(self.plan, done, sum(self.seconds),
+                              sum(self.seconds[recent]) / max(1, sum(self.steps[recent])))
+        if total is None:
+            return
+        was = self.plan.steps
+        self.plan.revise(done, total)
+        self._revise(done, total)
+        self.print_line(f"skinexp: budget: {sum(self.seconds) / 60:.2f} of {self.plan.seconds / 60:g} training "
+                        f"minutes after {done} steps; the plan is now {total} steps (was {was})")
+
+    def _revise(self, at_step: int, total: int) -> None:
+        self.schedule.revise(at_step, total)
+        if total <= at_step:
+            self.model.stop_training = True
+
+
+class PlanProgbar(keras.callbacks.ProgbarLogger):
+    """Keras' progress bar, counting the epochs of a plan that a minutes budget revises (`fit` is given room for
+    its largest revision, `Plan.most_epochs`)."""
+
+    def __init__(self, plan):
+        super().__init__()
+        self.plan = plan
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs = self.plan.epochs
+        super().on_epoch_begin(epoch, logs)
 
 
 class SampleMasks(keras.callbacks.Callback):
@@ -77,10 +146,11 @@ class SampleMasks(keras.callbacks.Callback):
     last one, and at step 0 (the untrained model) when `from_start`: the UI's step slider opens on step 0."""
 
     def __init__(self, images: np.ndarray, masks: np.ndarray, every: int, threshold: float = 0.5,
-                 from_start: bool = True):
+                 from_start: bool = True, epochs: Callable[[], int] | None = None):
         super().__init__()
         self.images, self.masks, self.every, self.threshold = images, masks, every, threshold
         self.from_start = from_start
+        self.epochs = epochs or (lambda: self.params.get("epochs"))  # a revised plan's, else fit's
 
     def _log(self, step: int) -> None:
         probabilities = self.model.predict(self.images.astype(np.float32), verbose=0)
@@ -92,7 +162,7 @@ class SampleMasks(keras.callbacks.Callback):
             self._log(0)
 
     def on_epoch_end(self, epoch, logs=None):
-        last = epoch + 1 == self.params.get("epochs")
+        last = epoch + 1 == self.epochs()
         if len(self.images) and ((epoch + 1) % self.every == 0 or last):
             self._log(epoch + 1)
 
@@ -105,16 +175,17 @@ class EpochState(keras.callbacks.Callback):
     in between leaves metrics that resuming can log from the state, never a logged epoch without state.
     """
 
-    def __init__(self, directory: Path, checkpoint: keras.callbacks.ModelCheckpoint):
+    def __init__(self, directory: Path, checkpoint: keras.callbacks.ModelCheckpoint, plan=None):
         super().__init__()
-        self.directory, self.checkpoint = directory, checkpoint
+        self.directory, self.checkpoint, self.plan = directory, checkpoint, plan
 
     def on_epoch_end(self, epoch, logs=None):
         partial = self.directory / "last.partial.keras"
         self.model.save(partial)
         os.replace(partial, self.directory / LAST_MODEL)
         scalars = {key: float(value) for key, value in (logs or {}).items() if np.ndim(value) == 0}
-        write_state(self.directory, epoch + 1, float(self.checkpoint.best), scalars)
+        write_state(self.directory, epoch + 1, float(self.checkpoint.best), scalars,
+                    self.plan.revisions if self.plan is not None else None)
 
 
 class Interrupts:

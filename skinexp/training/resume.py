@@ -34,13 +34,16 @@ class ResumeState:
     best: float  # best value of train.checkpoint_monitor so far
     history: dict[str, list[float]]  # per-epoch metrics logged so far
     last_logs: dict[str, float]  # Keras metrics of the last finished epoch (state.json)
+    budget_kind: str = ""  # param train.budget_kind: a minutes run logs its steps when it stops
 
 
-def write_state(directory: Path, epoch: int, best: float, logs: dict[str, float]) -> None:
+def write_state(directory: Path, epoch: int, best: float, logs: dict[str, float],
+                plan: list[list[int]] | None = None) -> None:
     """`state.json` {"epoch": finished epochs, "best": best monitored value so far, "logs": that epoch's Keras
-    metrics}, replaced atomically so an interrupt mid-write leaves the previous epoch's state intact."""
+    metrics, "plan": a minutes budget's revisions so far, `[[0, planned], [at_step, total], ...]`, when it has
+    them}, replaced atomically so an interrupt mid-write leaves the previous epoch's state intact."""
     partial = directory / "state.partial.json"
-    partial.write_text(json.dumps({"epoch": epoch, "best": best, "logs": logs}))
+    partial.write_text(json.dumps({"epoch": epoch, "best": best, "logs": logs, **({"plan": plan} if plan else {})}))
     os.replace(partial, directory / STATE_FILE)
 
 
@@ -83,12 +86,21 @@ def _budget_kind(cfg):
     return check_budget(cfg.train.budget)
 
 
-def _steps_of_budget(cfg, run) -> None:
-    """A minutes budget becomes the steps the run resolved (param `train.steps`): a rerun or a resume trains
-    those steps, on the same schedule, whatever the clock says now."""
-    if _budget_kind(cfg) == "minutes" and "train.steps" in run.data.params:
+def _steps_of_budget(cfg, run, state: dict | None = None) -> None:
+    """A minutes budget becomes the steps the run trained to and the plan it followed: `state.json`'s (a resume
+    keeps the plan it stopped with), else params `train.budget_plan` and `train.steps` (a rerun trains them, each
+    step at the rate the run gave it, whatever the clock says now). Runs from before budgets were revised recorded
+    `train.steps` alone."""
+    if _budget_kind(cfg) != "minutes":
+        return
+    params = run.data.params
+    revisions = (state or {}).get("plan") or json.loads(params.get("train.budget_plan") or "null")
+    if revisions:
         cfg.train.budget.minutes = None
-        cfg.train.budget.steps = int(run.data.params["train.steps"])
+        cfg.train.budget.steps, cfg.train.budget.plan = int(revisions[-1][1]), revisions
+    elif "train.steps" in params:
+        cfg.train.budget.minutes = None
+        cfg.train.budget.steps = int(params["train.steps"])
 
 
 def resume_setup(cfg, overrides: list[str], base_dir: Path):
@@ -108,7 +120,7 @@ def resume_setup(cfg, overrides: list[str], base_dir: Path):
         raise ConfigError(f"the run has no resumable state at {checkpoint_dir}. Received: resume={run_id}")
     resumed = _config_with(_logged_config(run_id), cfg, [k for k in _override_keys(overrides) if k != "resume"])
     resumed.resume = run_id
-    _steps_of_budget(resumed, found)
+    _steps_of_budget(resumed, found, state)
     if _budget_kind(resumed) is None and state["epoch"] >= resumed.train.epochs:
         raise ConfigError(f"the run already finished {state['epoch']} epochs; pass train.epochs above that. "
                           f"Received: train.epochs={resumed.train.epochs}")
@@ -117,7 +129,8 @@ def resume_setup(cfg, overrides: list[str], base_dir: Path):
         if len(history.get(key, [])) < state["epoch"]:
             history.setdefault(key, []).append(value)
     resume = ResumeState(run_id=run_id, checkpoint_dir=checkpoint_dir, epoch=int(state["epoch"]),
-                         best=float(state["best"]), history=history, last_logs=state.get("logs", {}))
+                         best=float(state["best"]), history=history, last_logs=state.get("logs", {}),
+                         budget_kind=found.data.params.get("train.budget_kind", ""))
     return resumed, resume, found.info.run_name
 
 

@@ -78,10 +78,18 @@ def configure_runtime(train_cfg, job_number: int = 0) -> str:
         _configure_tensorflow(train_cfg, job_number)
     else:
         _configure_jax(train_cfg, job_number)
-    keras.utils.set_random_seed(train_cfg.seed)
+    reseed(train_cfg)
     precision, _ = resolve_precision(train_cfg.precision, backend)
     keras.mixed_precision.set_global_policy(precision)
     return precision
+
+
+def reseed(train_cfg) -> None:
+    """Python's, NumPy's, TensorFlow's and Keras' random state as `train.seed` sets them: at configuration, and
+    again after work that drew from them before the run's own model and data (the minutes budget's probe)."""
+    import keras
+
+    keras.utils.set_random_seed(train_cfg.seed)
 
 
 def _configure_tensorflow(train_cfg, job_number: int) -> None:

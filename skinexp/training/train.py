@@ -87,6 +87,8 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
         EpochLogger,
         EpochState,
         Interrupts,
+        KeepToBudget,
+        PlanProgbar,
         ReportToTrial,
         SampleMasks,
         StopAtStep,
@@ -108,13 +110,17 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     with runtime.strategy_scope(train_cfg.strategy):
         training_plan = _plan(cfg, splits, steps_per_epoch)
+        runtime.reseed(train_cfg)  # the run's weights as if no probe or FLOP count had built a model before them
+        if resume:  # the loaded schedule holds the revisions made before it stopped
+            training_plan.replay_until(resume.epoch * steps_per_epoch)
         if resume:
             import skinexp.model.losses  # noqa: F401  registers the custom loss and metric for loading
             import skinexp.model.metrics  # noqa: F401
+            import skinexp.model.optim  # noqa: F401  and a minutes budget's optimizer and schedule
 
             model = keras.models.load_model(checkpoint_dir / "last.keras")  # weights and optimizer state
         else:
-            model = build_compiled(cfg, steps_per_epoch, training_plan.steps)
+            model = build_compiled(cfg, steps_per_epoch, training_plan.steps, training_plan.revisions)
     flops_per_image = training_flops_per_image(model)
 
     best_path = checkpoint_dir / "best.keras"
@@ -122,7 +128,8 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
     epoch_logger = EpochLogger(
         images_seen=lambda epochs: images_after(min(epochs * steps_per_epoch, training_plan.steps), len(splits.train),
                                                 train_cfg.batch_size, steps_per_epoch),
-        flops_per_image=flops_per_image)
+        flops_per_image=flops_per_image,
+        planned_steps=(lambda: training_plan.steps) if training_plan.revisions else None)
     if resume:
         epoch_logger.history = {key: list(values) for key, values in resume.history.items()}
     checkpoint = keras.callbacks.ModelCheckpoint(best_path, monitor=str(train_cfg.checkpoint_monitor), mode="auto",
@@ -132,13 +139,16 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
     callbacks = [
         keras.callbacks.TerminateOnNaN(raise_error=True),  # before any callback sees the batch
         DeferInterrupts(interrupts, defer=True),
+        *([KeepToBudget(training_plan, _revisable_schedule(model))]
+          if training_plan.seconds or training_plan.pending else []),
         checkpoint,
-        EpochState(checkpoint_dir, checkpoint),  # after the checkpoint, so it records the updated best
+        EpochState(checkpoint_dir, checkpoint, training_plan),  # after the checkpoint: it records the updated best
         epoch_logger,
         SampleMasks(splits.val.images[:sample_count], splits.val.masks[:sample_count], train_cfg.sample_every,
-                    from_start=resume is None),
+                    from_start=resume is None, epochs=lambda: training_plan.epochs),
         DeferInterrupts(interrupts, defer=False),
-        StopAtStep(training_plan.steps, steps_per_epoch, train_cfg.steps_per_execution),
+        StopAtStep(training_plan, train_cfg.steps_per_execution),
+        PlanProgbar(training_plan),
     ]
     if cfg.optim.schedule == Schedule.plateau:
         callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2, min_lr=1e-6))
@@ -163,7 +173,8 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
                 tracking.log_missing_epoch(resume.epoch, resume.last_logs)
             else:
                 tracking.log_config(cfg, overrides, output_dir)
-                tracking.log_params({"train.steps": training_plan.steps, "train.budget_kind": training_plan.kind,
+                tracking.log_params({"train.budget_kind": training_plan.kind,
+                                     **({} if training_plan.seconds else {"train.steps": training_plan.final_steps}),
                                      "training_gflop_per_image": round(flops_per_image / 1e9, 4),
                                      **({"budget_probe_step_seconds": round(training_plan.probe_step_seconds, 5),
                                          "budget_probe_compile_seconds": round(training_plan.probe_compile_seconds, 2)}
@@ -174,7 +185,7 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
                 tracking.log_dataset_inputs(run_id, cfg.dataset, run_tags["dataset_fingerprint"], {
                     "training": splits.train, "validation": splits.val, "test": splits.test})
             try:
-                model.fit(train_data, validation_data=val_data, epochs=training_plan.epochs, callbacks=callbacks,
+                model.fit(train_data, validation_data=val_data, epochs=training_plan.most_epochs, callbacks=callbacks,
                           initial_epoch=resume.epoch if resume else 0,
                           steps_per_epoch=steps_per_epoch if train_cfg.max_steps_per_epoch else None,
                           verbose=keras_verbosity(train_cfg.verbose), shuffle=False)  # the dataset shuffles itself
@@ -188,6 +199,8 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
                 interrupt.epochs = training_plan.epochs
                 interrupt.resumable = interrupt.epochs_done > 0
                 raise
+            finally:  # the steps a minutes run trained to, however it ended
+                _log_plan(training_plan, resume)
 
             history = epoch_logger.history
             best_epoch = kept_epoch(history.get(str(train_cfg.checkpoint_monitor), []), checkpoint.best)
@@ -253,7 +266,8 @@ def _log_validation_images(val, probabilities: np.ndarray, tuned: float) -> dict
 
 def _plan(cfg, splits: DataSplits, steps_per_epoch: int) -> Plan:
     """The run's steps: from `train.budget` (a minutes budget probes a copy of the model on its own copy of the
-    training pipeline, so the run's data order is untouched), else `train.epochs`."""
+    training pipeline), else `train.epochs`. The models built here draw from the seeded random state: seed again
+    (`runtime.reseed`) before building the run's, or a minutes run and its rerun (which has no probe) differ."""
     from skinexp.data.pipeline import make_dataset
     from skinexp.model.unet import build_unet
 
@@ -267,14 +281,33 @@ def _plan(cfg, splits: DataSplits, steps_per_epoch: int) -> Plan:
                 flops_per_image=training_flops_per_image(build_unet(cfg.model, cfg.dataset.image_size)), probe=probe)
 
 
-def build_compiled(cfg, steps_per_epoch: int, total_steps: int):
+def _log_plan(training_plan: Plan, resume: Optional[ResumeState]) -> None:
+    """A minutes budget's steps, once they are known: `train.steps` and the plan its revisions made,
+    `train.budget_plan` (a resumed run logs the plan it kept, which its interrupted part may have logged)."""
+    if training_plan.seconds or (resume and resume.budget_kind == "minutes"):
+        tracking.log_params({"train.steps": training_plan.steps,
+                             "train.budget_plan": json.dumps(training_plan.revisions)})
+
+
+def _revisable_schedule(model):
+    """The RevisedCosine a minutes run's optimizer follows (a budget needs optim.schedule=cosine, and a minutes
+    budget's plan makes it this one). Keras keeps the schedule object only as the optimizer's `_learning_rate`."""
+    from skinexp.model.optim import RevisedCosine
+
+    schedule = model.optimizer._learning_rate
+    if not isinstance(schedule, RevisedCosine):
+        raise TypeError(f"a minutes budget trains on a RevisedCosine schedule. Received: {type(schedule).__name__}")
+    return schedule
+
+
+def build_compiled(cfg, steps_per_epoch: int, total_steps: int, plan: Optional[list[list[int]]] = None):
     from skinexp.model.losses import build_loss
     from skinexp.model.metrics import training_metrics
     from skinexp.model.optim import build_optimizer
     from skinexp.model.unet import build_unet
 
     model = build_unet(cfg.model, cfg.dataset.image_size)
-    model.compile(optimizer=build_optimizer(cfg.optim, steps_per_epoch, total_steps),
+    model.compile(optimizer=build_optimizer(cfg.optim, steps_per_epoch, total_steps, plan),
                   loss=build_loss(cfg.loss), metrics=training_metrics(),
                   jit_compile=runtime.jit_compile(cfg.train.jit_compile),
                   steps_per_execution=cfg.train.steps_per_execution)
