@@ -20,6 +20,7 @@ whose rounding differs, and 50 epochs later the weights do). A resumed run keeps
 """
 from __future__ import annotations
 
+import json
 import math
 import statistics
 import time
@@ -76,6 +77,11 @@ class Plan:
     def revise(self, at_step: int, total: int) -> None:
         self.revisions.append([at_step, total])
         self.steps = total
+
+    def params(self) -> dict[str, object]:
+        """What a minutes run logs once its steps are known (at its end, or when interrupted): `train.steps` and
+        the plan its revisions made, `train.budget_plan` (a resumed run logs the plan it kept, the same values)."""
+        return {"train.steps": self.steps, "train.budget_plan": json.dumps(self.revisions)}
 
     def replay_until(self, step: int) -> list[list[int]]:
         """Moves the pending revisions made at or before `step` into the plan; returns them."""

@@ -86,11 +86,21 @@ class KeepToBudget(keras.callbacks.Callback):
     instead, at the same epochs' ends. It runs before the epoch's state is kept, so `last.keras` and `state.json`
     hold the revised plan."""
 
-    def __init__(self, plan, schedule, print_line: Callable[[str], None] = print):
+    def __init__(self, plan, print_line: Callable[[str], None] = print):
         super().__init__()
-        self.plan, self.schedule, self.print_line = plan, schedule, print_line
+        self.plan, self.print_line = plan, print_line
         self.seconds: list[float] = []  # training seconds of each epoch (validation excluded)
         self.steps: list[int] = []
+
+    def on_train_begin(self, logs=None):
+        from skinexp.model.optim import RevisedCosine
+
+        # A budget needs optim.schedule=cosine, which a minutes plan makes a RevisedCosine; Keras keeps the schedule
+        # object only as the optimizer's `_learning_rate`.
+        self.schedule = self.model.optimizer._learning_rate
+        if not isinstance(self.schedule, RevisedCosine):
+            raise TypeError(f"a minutes budget trains on a RevisedCosine schedule. "
+                            f"Received: {type(self.schedule).__name__}")
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start, self._train_end = time.perf_counter(), None

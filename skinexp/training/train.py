@@ -139,8 +139,7 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
     callbacks = [
         keras.callbacks.TerminateOnNaN(raise_error=True),  # before any callback sees the batch
         DeferInterrupts(interrupts, defer=True),
-        *([KeepToBudget(training_plan, _revisable_schedule(model))]
-          if training_plan.seconds or training_plan.pending else []),
+        *([KeepToBudget(training_plan)] if training_plan.seconds or training_plan.pending else []),
         checkpoint,
         EpochState(checkpoint_dir, checkpoint, training_plan),  # after the checkpoint: it records the updated best
         epoch_logger,
@@ -200,7 +199,8 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
                 interrupt.resumable = interrupt.epochs_done > 0
                 raise
             finally:  # the steps a minutes run trained to, however it ended
-                _log_plan(training_plan, resume)
+                if training_plan.seconds or (resume and resume.budget_kind == "minutes"):
+                    tracking.log_params(training_plan.params())
 
             history = epoch_logger.history
             best_epoch = kept_epoch(history.get(str(train_cfg.checkpoint_monitor), []), checkpoint.best)
@@ -279,25 +279,6 @@ def _plan(cfg, splits: DataSplits, steps_per_epoch: int) -> Plan:
 
     return plan(cfg.train, images=len(splits.train), steps_per_epoch=steps_per_epoch,
                 flops_per_image=training_flops_per_image(build_unet(cfg.model, cfg.dataset.image_size)), probe=probe)
-
-
-def _log_plan(training_plan: Plan, resume: Optional[ResumeState]) -> None:
-    """A minutes budget's steps, once they are known: `train.steps` and the plan its revisions made,
-    `train.budget_plan` (a resumed run logs the plan it kept, which its interrupted part may have logged)."""
-    if training_plan.seconds or (resume and resume.budget_kind == "minutes"):
-        tracking.log_params({"train.steps": training_plan.steps,
-                             "train.budget_plan": json.dumps(training_plan.revisions)})
-
-
-def _revisable_schedule(model):
-    """The RevisedCosine a minutes run's optimizer follows (a budget needs optim.schedule=cosine, and a minutes
-    budget's plan makes it this one). Keras keeps the schedule object only as the optimizer's `_learning_rate`."""
-    from skinexp.model.optim import RevisedCosine
-
-    schedule = model.optimizer._learning_rate
-    if not isinstance(schedule, RevisedCosine):
-        raise TypeError(f"a minutes budget trains on a RevisedCosine schedule. Received: {type(schedule).__name__}")
-    return schedule
 
 
 def build_compiled(cfg, steps_per_epoch: int, total_steps: int, plan: Optional[list[list[int]]] = None):
