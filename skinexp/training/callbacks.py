@@ -17,7 +17,23 @@ from skinexp.evaluation import figures
 from skinexp.training.resume import LAST_MODEL, write_state
 
 
-class EpochLogger(keras.callbacks.Callback):
+class TrainingClock(keras.callbacks.Callback):
+    """Times each epoch from its start (`_epoch_start`): `train_seconds(now)` is its train steps only, up to
+    validation's start; for the callbacks that log or spend training time."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.perf_counter()
+        self._train_end = None
+
+    def on_test_begin(self, logs=None):
+        if getattr(self, "_train_end", 0) is None:
+            self._train_end = time.perf_counter()
+
+    def train_seconds(self, now: float) -> float:
+        return (self._train_end or now) - self._epoch_start
+
+
+class EpochLogger(TrainingClock):
     """Logs every epoch's Keras metrics plus `images_per_sec`, `epoch_seconds`, and the run's cumulative
     `training_seconds` (train steps only, validation excluded), `images_seen` and `training_gflop` (images seen x
     training FLOPs per image), with step = epoch (1-based).
@@ -33,17 +49,9 @@ class EpochLogger(keras.callbacks.Callback):
         self.images_seen, self.flops_per_image, self.planned_steps = images_seen, flops_per_image, planned_steps
         self.history: dict[str, list[float]] = {}
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_start = time.perf_counter()
-        self._train_end = None
-
-    def on_test_begin(self, logs=None):
-        if getattr(self, "_train_end", 0) is None:
-            self._train_end = time.perf_counter()
-
     def on_epoch_end(self, epoch, logs=None):
         now = time.perf_counter()
-        train_seconds = (self._train_end or now) - self._epoch_start
+        train_seconds = self.train_seconds(now)
         metrics = {key: float(value) for key, value in (logs or {}).items() if np.ndim(value) == 0}
         metrics.pop("learning_rate", None)
         images = self.images_seen(epoch + 1)
@@ -77,7 +85,7 @@ class StopAtStep(keras.callbacks.Callback):
         self._epoch = epoch
 
 
-class KeepToBudget(keras.callbacks.Callback):
+class KeepToBudget(TrainingClock):
     """A minutes budget corrected as it goes: after each epoch from the second, the steps the plan has left are
     priced at the run's own mean step time (over the later half of the epochs after the first: the first compiles,
     and the early ones may too, e.g. JAX for a partial batch) and, when they would miss the budget by more than
@@ -102,17 +110,10 @@ class KeepToBudget(keras.callbacks.Callback):
             raise TypeError(f"a minutes budget trains on a RevisedCosine schedule. "
                             f"Received: {type(self.schedule).__name__}")
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start, self._train_end = time.perf_counter(), None
-
-    def on_test_begin(self, logs=None):
-        if getattr(self, "_train_end", 0) is None:
-            self._train_end = time.perf_counter()
-
     def on_epoch_end(self, epoch, logs=None):
         from skinexp.training.budget import revised_steps
 
-        self.seconds.append((self._train_end or time.perf_counter()) - self._start)
+        self.seconds.append(self.train_seconds(time.perf_counter()))
         done = min((epoch + 1) * self.plan.steps_per_epoch, self.plan.steps)
         self.steps.append(done - epoch * self.plan.steps_per_epoch)
         if self.plan.pending:

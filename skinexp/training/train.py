@@ -111,9 +111,8 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
     with runtime.strategy_scope(train_cfg.strategy):
         training_plan = _plan(cfg, splits, steps_per_epoch)
         runtime.reseed(train_cfg)  # the run's weights as if no probe or FLOP count had built a model before them
-        if resume:  # the loaded schedule holds the revisions made before it stopped
-            training_plan.replay_until(resume.epoch * steps_per_epoch)
         if resume:
+            training_plan.replay_until(resume.epoch * steps_per_epoch)  # the loaded schedule holds those revisions
             import skinexp.model.losses  # noqa: F401  registers the custom loss and metric for loading
             import skinexp.model.metrics  # noqa: F401
             import skinexp.model.optim  # noqa: F401  and a minutes budget's optimizer and schedule
