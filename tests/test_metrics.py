@@ -80,3 +80,24 @@ def test_losses_are_small_for_a_good_prediction_and_large_for_a_bad_one(compose,
     good = float(loss(truth, np.clip(truth, 0.02, 0.98)))
     bad = float(loss(truth, np.clip(1 - truth, 0.02, 0.98)))
     assert 0 <= good < 0.2 < bad
+
+
+@pytest.mark.parametrize("name", ["dice", "bce_dice"])
+def test_dice_over_image_weighs_each_image_alike_and_over_batch_pools_the_pixels(compose, name):
+    """Two images: a 16-pixel lesion predicted exactly and a 4-pixel lesion missed (predicted empty). Over the
+    batch Dice = 2 x 16 / (20 + 16) = 8/9, loss 1/9; per image the Dice are 1 and 0, loss 1/2."""
+    from skinexp.model.losses import build_loss
+
+    truth = np.zeros((2, 8, 8, 1), "float32")
+    truth[0, 2:6, 2:6] = 1
+    truth[1, 3:5, 3:5] = 1
+    prediction = truth.copy()
+    prediction[1] = 0
+    overrides = [f"loss={name}", "loss.dice_weight=1.0"] if name == "bce_dice" else [f"loss={name}"]
+    losses = {over: float(build_loss(compose("train", [*overrides, f"loss.dice_over={over}"]).loss)(truth, prediction))
+              for over in ("batch", "image")}
+    bce = 0.0
+    if name == "bce_dice":  # Keras clips probabilities to [1e-7, 1 - 1e-7]: 4 missed pixels of 128 cost -log(1e-7)
+        bce = 4 / 128 * -np.log(1e-7)
+    assert losses["batch"] == pytest.approx(bce + 1 / 9, abs=1e-4)
+    assert losses["image"] == pytest.approx(bce + 1 / 2, abs=1e-4)

@@ -79,6 +79,13 @@ class LossName(Choice):
     bce_dice = "bce_dice"
 
 
+class DiceOver(Choice):
+    """What one Dice term is taken over: the whole batch's pixels (Keras' default), or each image, then averaged."""
+
+    batch = "batch"
+    image = "image"
+
+
 class AugmentPreset(Choice):
     """The `augment` option the keys started from; the keys alone decide what is applied."""
 
@@ -177,6 +184,7 @@ class OptimConfig:
 class LossConfig:
     name: LossName = LossName.bce
     dice_weight: float = 1.0  # bce_dice: weight of the Dice term
+    dice_over: DiceOver = DiceOver.batch  # dice, bce_dice: image weighs each image alike, as a mean per-image IoU does
 
 
 @dataclass
