@@ -208,6 +208,28 @@ def test_each_option_trains_saves_and_loads_as_keras(compose, tmp_path, option):
         np.testing.assert_allclose(predict(served), predict(model), atol=1e-5)
 
 
+def test_deep_supervision_trains_under_xla_in_mixed_bfloat16(compose):
+    """The heads run in float32, as the output layer does: with bf16 heads the resize gradient came back in float32
+    and met the bf16 decoder gradient in one sum, which XLA refused ("different precisions"), so
+    `train.jit_compile=true` died on a bf16 CPU whenever deep supervision was on."""
+    import keras
+
+    from skinexp.training.train import build_compiled
+
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        cfg = compose("train", ["dataset.image_size=32", "model.depth=2", "model.filters=4", "train.epochs=1",
+                                "model.deep_supervision=true", "train.jit_compile=true"])
+        model = build_compiled(cfg, steps_per_epoch=2, total_steps=2)
+        images = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3)).astype("float32")
+        history = model.fit(images, (images[..., :1] > 127).astype("float32"), batch_size=4, epochs=1, verbose=0)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert np.isfinite(history.history["loss"][0])
+    heads = {layer.name: layer.compute_dtype for layer in model._flatten_layers() if layer.name.startswith("aux")}
+    assert heads == {"aux2_logit": "float32", "aux2_upsample": "float32", "aux2": "float32"}
+
+
 def test_a_deeply_supervised_run_logs_the_u_net_without_its_heads(main, tmp_path, store):
     import zipfile
 

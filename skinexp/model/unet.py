@@ -125,9 +125,10 @@ SKIPS = {Attention.none: _plain_skip, Attention.gate: _attention_gate}
 
 def _auxiliary_head(x, level: int):
     """Deep supervision at decoder level `level` (2..depth): one logit, bilinearly up-sampled by 2^(level-1) to the
-    input's resolution, then a float32 sigmoid."""
-    x = layers.Conv2D(1, 1, name=f"aux{level}_logit")(x)
-    x = layers.UpSampling2D(2 ** (level - 1), interpolation="bilinear", name=f"aux{level}_upsample")(x)
+    input's resolution, then a sigmoid, all three in float32, as the output layer is. (Under mixed_bfloat16 a bf16
+    head's resize gradient comes back in float32 and meets the bf16 decoder gradient in one sum, which XLA refuses.)"""
+    x = layers.Conv2D(1, 1, dtype="float32", name=f"aux{level}_logit")(x)
+    x = layers.UpSampling2D(2 ** (level - 1), interpolation="bilinear", dtype="float32", name=f"aux{level}_upsample")(x)
     return layers.Activation("sigmoid", dtype="float32", name=f"aux{level}")(x)
 
 
