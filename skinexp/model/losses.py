@@ -38,7 +38,8 @@ LOSSES = {
 
 
 def build_loss(loss_cfg) -> keras.losses.Loss:
-    """The loss `loss.name` names; ConfigError for a name outside `LossName`."""
+    """The loss `loss.name` names, its Dice taken over `loss.dice_over`; ConfigError for a value outside `LossName`
+    or `DiceOver`."""
     if loss_cfg.name not in LOSSES:
         raise ConfigError(f"loss.name must be one of {LossName.names()}. Received: loss.name={loss_cfg.name}")
     if loss_cfg.dice_over not in DICE_AXES:
