@@ -119,3 +119,31 @@ def test_a_planned_optimizer_s_traced_step_follows_a_revision_and_saves_it(compo
     loaded = keras.models.load_model(tmp_path / "planned.keras")
     assert loaded.optimizer._learning_rate.plan == [[0, 100], [50, 150]]
     assert [v.numpy().tolist() for v in loaded.optimizer.variables] == [v.numpy().tolist() for v in optimizer.variables]
+
+
+def test_optim_ema_keeps_and_validates_the_averaged_weights_and_resumes_the_trained_ones(main, store, tmp_path):
+    """One epoch with `optim.ema=0.5`: the kept checkpoint holds the moving average (what validation scored), and
+    `last.keras`, for resuming, the trained weights with the average in its optimizer's saved state."""
+    from conftest import TINY
+
+    result = main("train", *TINY, "train.epochs=1", "optim.lr=0.01", "optim.ema=0.5", *store["overrides"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (checkpoints,) = tmp_path.glob("runs/train/*/*/checkpoints")
+    kept = keras.models.load_model(checkpoints / "best.keras", compile=False)
+    last = keras.models.load_model(checkpoints / "last.keras")
+    assert last.optimizer.use_ema and last.optimizer.ema_momentum == 0.5
+    averages = [v.numpy() for v in last.optimizer._model_variables_moving_average]
+    trained = [v.numpy() for v in last.trainable_variables]
+    assert len(averages) == len(trained) == len(kept.trainable_variables)
+    for kept_weight, average in zip(kept.trainable_variables, averages):
+        np.testing.assert_allclose(kept_weight.numpy(), average, rtol=1e-6)
+    assert max(np.abs(t - a).max() for t, a in zip(trained, averages)) > 1e-3  # the average is not the weights
+
+
+@pytest.mark.parametrize("value", ["0", "1", "1.5", "-0.1"])
+def test_an_ema_momentum_outside_0_1_fails_in_one_line(main, tmp_path, value):
+    from conftest import TINY, error_line
+
+    result = main("train", *TINY, f"optim.ema={value}", cwd=tmp_path)
+    assert result.returncode == 2
+    assert error_line(result).endswith(f"must lie in (0, 1), e.g. 0.99. Received: optim.ema={float(value)}")

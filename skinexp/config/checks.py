@@ -101,6 +101,9 @@ def check_model(model: Any, image_size: int) -> None:
 def check_optim(optim: Any) -> None:
     _positive(optim, "optim", ("lr",))
     _non_negative(optim, "optim", ("weight_decay", "warmup_epochs"))
+    if optim.ema is not None and not 0 < optim.ema < 1:
+        raise ConfigError(f"optim.ema is the momentum of the weights' moving average and must lie in (0, 1), "
+                          f"e.g. 0.99. Received: optim.ema={optim.ema}")
 
 
 def check_augment(augment: Any) -> None:

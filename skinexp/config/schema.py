@@ -178,6 +178,8 @@ class OptimConfig:
     clipnorm: Optional[float] = None
     schedule: Schedule = Schedule.constant
     warmup_epochs: int = 0  # cosine: linear warm-up epochs
+    ema: Optional[float] = None  # momentum of an exponential moving average of the weights, in (0, 1): validated,
+    # kept and logged with the averaged weights (skinexp.training.callbacks.AveragedWeights); none: the weights alone
 
 
 @dataclass

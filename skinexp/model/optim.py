@@ -137,11 +137,13 @@ def build_optimizer(optim_cfg, steps_per_epoch: int, total_steps: int,
                     plan: Optional[Sequence[Sequence[int]]] = None) -> keras.optimizers.Optimizer:
     """The optimizer `optim.name` names, with its learning rate or schedule over `total_steps` (or `plan`, see
     `learning_rate`: then the optimizer is its `Planned` subclass, which owns the schedule's variable);
-    ConfigError for an unknown name."""
+    ConfigError for an unknown name. With `optim.ema`, the optimizer also keeps the weights' moving average (Keras'
+    `use_ema`), which `skinexp.training.callbacks.AveragedWeights` puts in the model to validate and keep."""
     if optim_cfg.name not in OPTIMIZERS:
         raise ConfigError(f"optim.name must be one of {OptimName.names()}. Received: optim.name={optim_cfg.name}")
     optimizer_class, arguments = OPTIMIZERS[optim_cfg.name]
     rate = learning_rate(optim_cfg, steps_per_epoch, total_steps, plan)
     if isinstance(rate, RevisedCosine):
         optimizer_class = PLANNED[optimizer_class]
-    return optimizer_class(learning_rate=rate, **arguments(optim_cfg))
+    averaging = dict(use_ema=True, ema_momentum=optim_cfg.ema) if optim_cfg.ema is not None else {}
+    return optimizer_class(learning_rate=rate, **arguments(optim_cfg), **averaging)

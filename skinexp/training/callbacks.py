@@ -178,6 +178,21 @@ class SampleMasks(keras.callbacks.Callback):
             self._log(epoch + 1)
 
 
+class AveragedWeights(keras.callbacks.SwapEMAWeights):
+    """With `optim.ema`: validation scores the weights' moving average (Keras' SwapEMAWeights, the optimizer's
+    `use_ema`), and at an epoch's end the callbacks between `into_model()` and `out_of_model()` (ModelCheckpoint)
+    see it in the model too, so the kept checkpoint is the one validation scored. Training, the callbacks after
+    (`last.keras` for resuming, sample masks) and the next epoch have the trained weights, with the average in the
+    optimizer's state; at the end of training Keras leaves the average in the model.
+    """
+
+    def into_model(self) -> keras.callbacks.Callback:
+        return keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: self._swap_variables())
+
+    def out_of_model(self) -> keras.callbacks.Callback:
+        return keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: self._swap_variables())
+
+
 class EpochState(keras.callbacks.Callback):
     """After every epoch, keeps what resuming needs: the model with its optimizer state, and the epoch.
 

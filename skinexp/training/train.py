@@ -83,6 +83,7 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
     from skinexp.evaluation.inference import predict_probabilities
     from skinexp.model.deep_supervision import DeepSupervision  # also registers it, for resuming from last.keras
     from skinexp.training.callbacks import (
+        AveragedWeights,
         DeferInterrupts,
         EpochLogger,
         EpochState,
@@ -135,11 +136,14 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
                                                  save_best_only=True,
                                                  initial_value_threshold=resume.best if resume else None)
     interrupts = Interrupts()
+    averaged = AveragedWeights() if cfg.optim.ema is not None else None
     callbacks = [
         keras.callbacks.TerminateOnNaN(raise_error=True),  # before any callback sees the batch
         DeferInterrupts(interrupts, defer=True),
         *([KeepToBudget(training_plan)] if training_plan.seconds or training_plan.pending else []),
+        *([averaged, averaged.into_model()] if averaged else []),
         checkpoint,
+        *([averaged.out_of_model()] if averaged else []),
         EpochState(checkpoint_dir, checkpoint, training_plan),  # after the checkpoint: it records the updated best
         epoch_logger,
         SampleMasks(splits.val.images[:sample_count], splits.val.masks[:sample_count], train_cfg.sample_every,
