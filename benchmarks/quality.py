@@ -6,8 +6,8 @@ train.budget.minutes=M`) on the real images (default ../shared/data/isic-real) w
 turns its minutes into optimizer steps from the step time it measures, and revises them as it goes (its plan is
 recorded), so a faster processor trains more steps in the same minutes; its schedule decays over them. Each
 kept checkpoint is then scored on the held-out test images (`skinexp evaluate split=test`: mean per-image IoU at
-the run's tuned threshold; also with `tta=true postprocess=largest_component`). The per-epoch val IoU is read
-back against the run's `training_seconds`.
+the run's tuned threshold; also with `tta=true postprocess=largest_component`), with a 95 % bootstrap interval
+over the test images. The per-epoch val IoU is read back against the run's `training_seconds`.
 
 Goal (issue "Budgeted training"): mean per-image test IoU >= 0.86 within 20 training minutes on a processor with
 bf16 (AVX512_BF16 or AMX). The JSON records the CPU model and flags and the load, and the figure is drawn from it.
@@ -17,6 +17,7 @@ bf16 (AVX512_BF16 or AMX). The JSON records the CPU model and flags and the load
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import subprocess
@@ -73,12 +74,20 @@ def record(uri: str, run_id: str) -> dict:
             "best_threshold": run.data.metrics.get("best_threshold")}
 
 
-def test_iou(uri: str, run_id: str, workdir: Path, root: str, extra: tuple[str, ...] = ()) -> float:
-    """Mean per-image IoU of the run's kept checkpoint on the held-out test split, at the run's threshold."""
+def test_iou(uri: str, run_id: str, workdir: Path, root: str, extra: tuple[str, ...] = ()) -> dict:
+    """Mean per-image IoU of the run's kept checkpoint on the held-out test split, at the run's threshold, with its
+    95 % bootstrap interval over the test images (resampled with replacement: how far another draw of images of
+    this kind could move the mean; the seed-to-seed spread of training is the noise benchmark's) and their count."""
+    from skinexp.comparison.statistics import mean_interval
+
     out = workdir / f"eval-{run_id}{'-tta' if extra else ''}"
     skinexp("evaluate", f"run={run_id}", "split=test", *extra, f"output={out}", f"tracking.uri={uri}",
             workdir=workdir, root=root)
-    return json.loads((out / "summary.json").read_text())["mean_iou"]
+    with open(out / "per_image.csv", newline="") as rows:
+        scores = [float(row["iou"]) for row in csv.DictReader(rows)]
+    _, low, high = mean_interval(scores, [0] * len(scores))
+    return {"mean": json.loads((out / "summary.json").read_text())["mean_iou"], "interval": [low, high],
+            "images": len(scores)}
 
 
 def figure(results: dict, out: Path) -> None:
@@ -129,10 +138,12 @@ def main() -> None:
         started = time.perf_counter()
         run_id = train(minutes, workdir, uri, args.root, args.extra)
         wall = (time.perf_counter() - started) / 60
+        plain = test_iou(uri, run_id, workdir, args.root)
+        tta = test_iou(uri, run_id, workdir, args.root, ("tta=true", "postprocess=largest_component"))
         budget = {"minutes": minutes, "wall_minutes": wall, **record(uri, run_id),
-                  "test_mean_iou": test_iou(uri, run_id, workdir, args.root),
-                  "test_mean_iou_tta_largest": test_iou(uri, run_id, workdir, args.root,
-                                                        ("tta=true", "postprocess=largest_component"))}
+                  "test_mean_iou": plain["mean"], "test_iou_interval": plain["interval"],
+                  "test_images": plain["images"],
+                  "test_mean_iou_tta_largest": tta["mean"], "test_iou_tta_largest_interval": tta["interval"]}
         print(f"quality: {minutes:g} min: {budget['train_steps']} steps, test IoU {budget['test_mean_iou']:.4f}",
               file=sys.stderr, flush=True)
         budgets.append(budget)

@@ -151,7 +151,9 @@ def quality(result: dict):
     budgets = sorted(result["budgets"], key=lambda budget: budget["minutes"])
     rows = [[f"{b['minutes']:g}", f"{b['training_minutes']:.1f}", f"{b['train_steps']:,}", str(b["epochs"]),
              f"{b['images_seen']:,}", f"{b['training_gflop']:,.0f}", f"{b['val_image_iou']:.3f}",
-             f"{b['test_mean_iou']:.3f}", f"{b['test_mean_iou_tta_largest']:.3f}", f"{b['wall_minutes']:.1f}"]
+             with_interval(b["test_mean_iou"], b.get("test_iou_interval")),
+             with_interval(b["test_mean_iou_tta_largest"], b.get("test_iou_tta_largest_interval")),
+             f"{b['wall_minutes']:.1f}"]
             for b in budgets]
     longest = max(budgets, key=lambda budget: budget["minutes"])
     met = longest["test_mean_iou"] >= goal
@@ -159,6 +161,7 @@ def quality(result: dict):
     verdict = (f"The goal, mean per-image test IoU >= {goal} within {longest['minutes']:g} training minutes on a "
                f"processor with bf16, is {'met' if met else 'not met'} here: {longest['test_mean_iou']:.3f} "
                f"({'this CPU has bf16' if bf16 else 'this CPU has no bf16, so the goal does not apply to it'}).")
+    verdict = " ".join(filter(None, [verdict, goal_distance(longest, goal)]))
     body = "\n".join([
         provenance(meta), "",
         f"`python -m skinexp train {' '.join(result['recipe'])} train.budget.minutes=M`, one run per budget, "
@@ -168,7 +171,8 @@ def quality(result: dict):
         "tuned threshold (`evaluate split=test`); then with `tta=true postprocess=largest_component`. Training "
         "minutes exclude validation, the probe and start-up, which the wall minutes include.", "",
         table(["budget min", "training min", "steps", "epochs", "images seen", "training GFLOP", "val image IoU",
-               "test IoU", "test IoU, TTA + largest component", "wall min"], rows), "",
+               "test IoU" + (" (95 % interval)" if longest.get("test_iou_interval") else ""),
+               "test IoU, TTA + largest component", "wall min"], rows), "",
         f"{verdict} One run per budget ({meta['repeats']} repeat): no spread; the noise benchmark's seed-to-seed "
         "sd is the yardstick for a difference between budgets.", "",
         "Training minutes against the budget: "
@@ -179,6 +183,23 @@ def quality(result: dict):
                 f"{longest['test_mean_iou']:.3f}", f"goal {goal}: {'met' if met else 'not met'}; one run",
                 short_machine(meta), link(heading)]]
     return heading, body, summary
+
+
+def with_interval(mean: float, interval) -> str:
+    """`0.854 (0.831-0.874)`, or the mean alone from a JSON written before intervals were recorded."""
+    return f"{mean:.3f} ({interval[0]:.3f}-{interval[1]:.3f})" if interval else f"{mean:.3f}"
+
+
+def goal_distance(budget: dict, goal: float) -> str:
+    """The gap to the goal with its interval over the test images, from a JSON that records one."""
+    if not budget.get("test_iou_interval"):
+        return ""
+    low, high = budget["test_iou_interval"]
+    gap, gap_low, gap_high = budget["test_mean_iou"] - goal, low - goal, high - goal
+    where = ("the whole interval is above it" if gap_low > 0 else "the whole interval is below it" if gap_high < 0
+             else "the interval holds it, so these images cannot tell the recipe from the goal")
+    return (f"Mean minus goal: {gap:+.3f}, 95 % bootstrap interval {gap_low:+.3f} to {gap_high:+.3f} over the "
+            f"n = {budget['test_images']} test images ({where}).")
 
 
 def plans(budgets: list[dict]) -> list[str]:
