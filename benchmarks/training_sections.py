@@ -179,8 +179,10 @@ def quality(result: dict):
         + ", ".join(f"{100 * (b['training_minutes'] / b['minutes'] - 1):+.0f} % at {b['minutes']:g} min"
                     for b in budgets) + ".", "", *plans(budgets), *probe_check(result.get("probe_check")),
         "![held-out IoU against training minutes](quality_over_time.png)"])
+    interval = longest.get("test_iou_interval")
+    spread = f"95 % interval {interval[0]:.3f}..{interval[1]:.3f}, n {longest['test_images']} images; " if interval else ""
     summary = [[f"isic_cpu, {longest['minutes']:g} training minutes: test mean per-image IoU",
-                f"{longest['test_mean_iou']:.3f}", f"goal {goal}: {'met' if met else 'not met'}; one run",
+                f"{longest['test_mean_iou']:.3f}", spread + f"goal {goal}: {'met' if met else 'not met'}; one run",
                 short_machine(meta), link(heading)]]
     return heading, body, summary
 
