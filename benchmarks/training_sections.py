@@ -180,7 +180,8 @@ def quality(result: dict):
                     for b in budgets) + ".", "", *plans(budgets), *probe_check(result.get("probe_check")),
         "![held-out IoU against training minutes](quality_over_time.png)"])
     interval = longest.get("test_iou_interval")
-    spread = f"95 % interval {interval[0]:.3f}..{interval[1]:.3f}, n {longest['test_images']} images; " if interval else ""
+    spread = (f"95 % interval {interval[0]:.3f}..{interval[1]:.3f}, n {longest['test_images']} images; "
+              if interval else "")
     summary = [[f"isic_cpu, {longest['minutes']:g} training minutes: test mean per-image IoU",
                 f"{longest['test_mean_iou']:.3f}", spread + f"goal {goal}: {'met' if met else 'not met'}; one run",
                 short_machine(meta), link(heading)]]
