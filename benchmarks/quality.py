@@ -91,7 +91,9 @@ def test_iou(uri: str, run_id: str, workdir: Path, root: str, extra: tuple[str, 
 
 
 def figure(results: dict, out: Path) -> None:
-    """Left: test IoU against the training minutes each budget took. Right: each run's val IoU per epoch."""
+    """Left: test IoU (with its interval, when recorded) against the training minutes each budget took. Right: each
+    run's val IoU per epoch. Redraw from a JSON: `python -c "import json, quality; from pathlib import Path;
+    quality.figure(json.load(open('../docs/quality_over_time.json')), Path('../docs'))"` from benchmarks/."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -99,8 +101,14 @@ def figure(results: dict, out: Path) -> None:
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     budgets = sorted(results["budgets"], key=lambda b: b["minutes"])
-    left.plot([b["training_minutes"] for b in budgets], [b["test_mean_iou"] for b in budgets], "o-",
-              label="test IoU")
+    minutes, means = [b["training_minutes"] for b in budgets], [b["test_mean_iou"] for b in budgets]
+    if all(b.get("test_iou_interval") for b in budgets):  # 95 % bootstrap over the test images
+        below = [mean - b["test_iou_interval"][0] for mean, b in zip(means, budgets)]
+        above = [b["test_iou_interval"][1] - mean for mean, b in zip(means, budgets)]
+        left.errorbar(minutes, means, yerr=[below, above], fmt="o-", capsize=4,
+                      label="test IoU, 95 % interval over the test images")
+    else:
+        left.plot(minutes, means, "o-", label="test IoU")
     left.plot([b["training_minutes"] for b in budgets], [b["test_mean_iou_tta_largest"] for b in budgets], "s--",
               label="with TTA + largest component")
     left.axhline(GOAL, color="grey", linestyle=":", linewidth=1, label=f"goal {GOAL}")

@@ -173,8 +173,10 @@ def quality(result: dict):
         table(["budget min", "training min", "steps", "epochs", "images seen", "training GFLOP", "val image IoU",
                "test IoU" + (" (95 % interval)" if longest.get("test_iou_interval") else ""),
                "test IoU, TTA + largest component", "wall min"], rows), "",
-        f"{verdict} One run per budget ({meta['repeats']} repeat): no spread; the noise benchmark's seed-to-seed "
-        "sd is the yardstick for a difference between budgets.", "",
+        f"{verdict} One run per budget ({meta['repeats']} repeat): "
+        + ("the intervals are over the test images, not over training seeds; " if longest.get("test_iou_interval")
+           else "no spread; ")
+        + "the noise benchmark's seed-to-seed sd is the yardstick for a difference between budgets.", "",
         "Training minutes against the budget: "
         + ", ".join(f"{100 * (b['training_minutes'] / b['minutes'] - 1):+.0f} % at {b['minutes']:g} min"
                     for b in budgets) + ".", "", *plans(budgets), *probe_check(result.get("probe_check")),
