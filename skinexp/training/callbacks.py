@@ -180,16 +180,15 @@ class SampleMasks(keras.callbacks.Callback):
 
 class AveragedWeights(keras.callbacks.SwapEMAWeights):
     """With `optim.ema`: validation scores the weights' moving average (Keras' SwapEMAWeights, the optimizer's
-    `use_ema`), and at an epoch's end the callbacks between `into_model()` and `out_of_model()` (ModelCheckpoint)
-    see it in the model too, so the kept checkpoint is the one validation scored. Training, the callbacks after
-    (`last.keras` for resuming, sample masks) and the next epoch have the trained weights, with the average in the
-    optimizer's state; at the end of training Keras leaves the average in the model.
+    `use_ema`), and at an epoch's end the callbacks between two `swap_at_epoch_end()` (ModelCheckpoint) see it in
+    the model too, so the kept checkpoint is the one validation scored. Training, the callbacks after (`last.keras`
+    for resuming, sample masks) and the next epoch have the trained weights, with the average in the optimizer's
+    state; at the end of training Keras leaves the average in the model.
     """
 
-    def into_model(self) -> keras.callbacks.Callback:
-        return keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: self._swap_variables())
-
-    def out_of_model(self) -> keras.callbacks.Callback:
+    def swap_at_epoch_end(self) -> keras.callbacks.Callback:
+        """Exchanges the weights and their average at an epoch's end: the first puts the average in, the second takes
+        it out."""
         return keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: self._swap_variables())
 
 

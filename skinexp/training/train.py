@@ -141,9 +141,9 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
         keras.callbacks.TerminateOnNaN(raise_error=True),  # before any callback sees the batch
         DeferInterrupts(interrupts, defer=True),
         *([KeepToBudget(training_plan)] if training_plan.seconds or training_plan.pending else []),
-        *([averaged, averaged.into_model()] if averaged else []),
+        *([averaged, averaged.swap_at_epoch_end()] if averaged else []),  # optim.ema: the checkpoint keeps the average
         checkpoint,
-        *([averaged.out_of_model()] if averaged else []),
+        *([averaged.swap_at_epoch_end()] if averaged else []),
         EpochState(checkpoint_dir, checkpoint, training_plan),  # after the checkpoint: it records the updated best
         epoch_logger,
         SampleMasks(splits.val.images[:sample_count], splits.val.masks[:sample_count], train_cfg.sample_every,
