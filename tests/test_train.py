@@ -123,3 +123,13 @@ def test_checkpoint_mode_comes_from_the_metric(compose):
 def test_bad_tracking_uri_fails_fast_with_one_line(main, tmp_path):
     result = main("train", *TINY, "tracking.uri=http://127.0.0.1:9", cwd=tmp_path)
     assert error_line(result).startswith("skinexp: error: tracking.uri is unreachable")
+
+
+@pytest.mark.parametrize("command, uri", [("train", "mlruns"), ("train", "file:///tmp/mlruns"), ("compare", "mlruns")])
+def test_a_folder_store_is_refused_with_one_line(main, tmp_path, command, uri):
+    """MLflow 3's file store raises on opening (a traceback): a folder as tracking.uri is refused by name."""
+    arguments = ("train", *TINY, f"tracking.uri={uri}") if command == "train" else ("compare", f"uri={uri}")
+    key = "tracking.uri" if command == "train" else "uri"
+    line = error_line(main(*arguments, cwd=tmp_path))
+    assert "SQLite database" in line and line.endswith(f"Received: {key}={uri}")
+    assert not (tmp_path / "mlruns").exists()

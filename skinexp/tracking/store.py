@@ -42,9 +42,20 @@ def resolve_uri(uri: str, base_dir: Path, key: str = "tracking.uri") -> str:
     return uri
 
 
+def store_uri(uri: str, base_dir: Path, key: str = "tracking.uri") -> str:
+    """`resolve_uri` for a tracking store: a SQLite database or a server. A folder (`mlruns`, `file://...`), MLflow's
+    file store, is refused in one line: MLflow 3 keeps it in maintenance mode and raises on opening it."""
+    resolved = resolve_uri(uri, base_dir, key)
+    if resolved.startswith("file:"):
+        raise TrackingError(f"{key} takes a SQLite database (sqlite:///runs/mlflow.db) or a tracking server "
+                            f"(http://host:port), not a folder: MLflow 3 no longer opens its file store. "
+                            f"Received: {key}={uri}")
+    return resolved
+
+
 def open_existing_store(tracking_cfg, base_dir: Path) -> None:
     """Point MLflow at a store that must already exist (to read runs back); TrackingError naming it otherwise."""
-    uri = resolve_uri(tracking_cfg.uri, base_dir)
+    uri = store_uri(tracking_cfg.uri, base_dir)
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
         raise TrackingError(f"no MLflow store there; train first or point tracking.uri at yours. "
                             f"Received: tracking.uri={tracking_cfg.uri}")
@@ -53,7 +64,7 @@ def open_existing_store(tracking_cfg, base_dir: Path) -> None:
 
 def open_store_uri(uri: str, base_dir: Path, key: str) -> str:
     """Point MLflow at the store `uri` to read it (compare, runs); TrackingError when a local store is not there."""
-    resolved = resolve_uri(uri, base_dir, key)
+    resolved = store_uri(uri, base_dir, key)
     if resolved.startswith("sqlite:///") and not Path(resolved[len("sqlite:///"):]).is_file():
         raise TrackingError(f"no MLflow store here; train first or pass {key}=. Received: {key}={uri}")
     if _is_remote(resolved):
@@ -107,7 +118,7 @@ def prepare_store(tracking_cfg, base_dir: Path) -> tuple[str, str]:
     this in the launching process first. The experiment is tagged as a model-training experiment so the
     MLflow 3 UI opens on its runs.
     """
-    uri = resolve_uri(tracking_cfg.uri, base_dir)
+    uri = store_uri(tracking_cfg.uri, base_dir)
     if _is_remote(uri):
         _remote_defaults()
         _check_reachable(uri, tracking_cfg.experiment)
