@@ -53,6 +53,26 @@ def test_a_minutes_budget_is_what_the_probe_leaves_after_compiling():
     assert (resolved.steps, resolved.kind, resolved.epochs) == (100, "minutes", 25)
 
 
+def test_the_probe_runs_each_epoch_through_its_images_from_a_fresh_iterator(compose):
+    """The run's epochs each start a new pass of the pipeline, so the probe's do: with 24 steps an epoch, 16-step
+    probe epochs cut from the whole training set would carry one iterator on, and the fourth would run out of data
+    (Keras warns and ends it early)."""
+    import warnings
+
+    from skinexp.data.sources import load_splits
+    from skinexp.training.train import _plan
+
+    cfg = compose("train", [*BUDGETED, "dataset.num_samples=60", "train.batch_size=2", "train.budget.minutes=1"])
+    splits = load_splits(cfg.dataset)
+    steps_per_epoch = math.ceil(len(splits.train) / cfg.train.batch_size)
+    assert 16 < steps_per_epoch < 4 * 16
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        resolved = _plan(cfg, splits, steps_per_epoch)
+    assert [str(warning.message) for warning in caught if "ran out of data" in str(warning.message)] == []
+    assert resolved.kind == "minutes" and resolved.probe_step_seconds > 0
+
+
 @pytest.mark.parametrize("overrides, fragment", [
     (["train.budget.minutes=5", "train.budget.gflop=100"],
      "Received: train.budget.minutes=5.0, train.budget.gflop=100.0"),

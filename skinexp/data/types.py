@@ -23,6 +23,10 @@ class Split:
     def __len__(self) -> int:
         return len(self.images)
 
+    def first(self, count: int) -> Split:
+        """The first `count` images, masks and ids (views: a memory-mapped source stays on disk)."""
+        return Split(self.images[:count], self.masks[:count], self.ids[:count])
+
 
 @dataclass
 class Loaded:

@@ -164,13 +164,20 @@ def plan(train_cfg, *, images: int, steps_per_epoch: int, flops_per_image: int,
     return Plan(steps, steps_per_epoch, kind, step_seconds, compiling, revisions=[[0, steps]], seconds=seconds)
 
 
-def probe_step_seconds(model, data, steps_per_epoch: int, steps_per_execution: int = 1,
-                       steps: int = PROBE_STEPS) -> tuple[float, float]:
+def probe_images(images: int, batch_size: int, steps_per_execution: int = 1) -> int:
+    """How many of the `images` training images the probe trains on: PROBE_STEPS executions' worth, or all of them
+    when an epoch is shorter. The probe's epochs each run through them once, from a fresh iterator of the pipeline
+    as the run's epochs do (a longer dataset cut by `steps_per_epoch` would carry one iterator across the probe's
+    epochs: its start-up went unmeasured, and Keras warned that the input ran out of data)."""
+    return min(images, PROBE_STEPS * steps_per_execution * batch_size)
+
+
+def probe_step_seconds(model, data, steps_per_epoch: int, steps_per_execution: int = 1) -> tuple[float, float]:
     """The seconds one training step costs `model` (a compiled copy of the run's, discarded afterwards) on `data`
-    (its own copy of the run's training pipeline, augmentation included): the mean step inside an epoch, plus
-    an epoch's start-up (its first batch's extra time: the pipeline's iterator) spread over `steps_per_epoch`;
-    and the seconds the first epoch spent compiling, which the run's own first epoch spends too. Measured over
-    three short epochs after the first."""
+    (its own copy of the run's training pipeline, augmentation included, over `probe_images` of the training
+    images): the mean step inside an epoch, plus an epoch's start-up (its first batch's extra time: the pipeline's
+    iterator) spread over the run's `steps_per_epoch`; and the seconds the first epoch spent compiling, which the
+    run's own first epoch spends too. Measured over three short epochs after the first."""
     import keras
 
     starts: list[float] = []
@@ -184,8 +191,7 @@ def probe_step_seconds(model, data, steps_per_epoch: int, steps_per_execution: i
         def on_train_batch_end(self, batch, logs=None):
             ends[-1].append(time.perf_counter())
 
-    probe_steps = min(steps_per_epoch, max(2, steps) * steps_per_execution)
-    model.fit(data, epochs=4, steps_per_epoch=probe_steps, verbose=0, callbacks=[Times()], shuffle=False)
+    model.fit(data, epochs=4, verbose=0, callbacks=[Times()], shuffle=False)
     timed = list(zip(starts, ends))[1:]
     inside = [interval for _, batch_ends in timed for interval in np.diff(batch_ends)]
     step = statistics.fmean(inside) if inside else statistics.fmean(b[0] - s for s, b in timed)
