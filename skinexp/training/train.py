@@ -23,11 +23,7 @@ from skinexp.model.flops import training_flops_per_image
 from skinexp.training import runtime
 from skinexp.training.budget import Plan, images_after, plan, probe_images, probe_step_seconds
 from skinexp.training.resume import ResumeState
-
-VAL_COLUMNS = ("id", "iou", "dice", "precision", "sensitivity", "specificity", "hd95")
-# The threshold every run's per-image table and `val_image_*` metrics are declared at: one rule for every run
-# (a threshold tuned on the images it is scored on flatters each run by a different amount).
-DECLARED_THRESHOLD = 0.5
+from skinexp.training.validation import kept_epoch, log_validation_images
 
 
 @dataclass
@@ -39,7 +35,7 @@ class TrainResult:
     best_epoch: int  # the kept checkpoint's epoch (train.checkpoint_monitor's best)
     best_threshold: float
     checkpoint: Path
-    val_image_iou: float  # the kept checkpoint's mean per-image IoU at DECLARED_THRESHOLD: what compare ranks
+    val_image_iou: float  # the kept checkpoint's mean per-image IoU at the declared threshold: what compare ranks
 
 
 def _steps(count: int, batch_size: int, cap: Optional[int]) -> int:
@@ -215,7 +211,7 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
                 best_model.save(best_path)
             probabilities = predict_probabilities(best_model, splits.val.images, train_cfg.batch_size)
             threshold, threshold_iou = best_threshold(probabilities, splits.val.masks)
-            image_means = _log_validation_images(splits.val, probabilities, threshold)
+            image_means = log_validation_images(splits.val, probabilities, threshold)
             tracking.log_metrics({"best_val_iou": best_val_iou, "best_epoch": best_epoch,
                                   "best_threshold": threshold, "val_iou_at_best_threshold": threshold_iou,
                                   **{f"val_image_{name}": value for name, value in image_means.items()}},
@@ -232,39 +228,6 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
     return TrainResult(run_id=run_id, experiment_id=experiment_id, tracking_uri=tracking_uri,
                        best_val_iou=best_val_iou, best_epoch=best_epoch, best_threshold=threshold,
                        checkpoint=best_path, val_image_iou=image_means["iou"])
-
-
-def kept_epoch(monitored: list[float], best: Optional[float]) -> int:
-    """The 1-based epoch whose checkpoint ModelCheckpoint kept: the first epoch that reached its `best` value of
-    the monitored metric; 0 when no epoch did (nothing was kept)."""
-    if best is None:
-        return 0
-    matches = [epoch for epoch, value in enumerate(monitored, 1) if value == best]
-    return matches[0] if matches else 0
-
-
-def _log_validation_images(val, probabilities: np.ndarray, tuned: float) -> dict[str, float]:
-    """The kept checkpoint's validation images, scored as evaluate scores them: `val_per_image.csv` and
-    `data/val_masks.npz` at DECLARED_THRESHOLD, `val_per_image_tuned.csv` and `data/val_masks_tuned.npz` at the
-    run's tuned threshold (masks bit-packed, for the images of comparisons). Returns the mean of each score at
-    DECLARED_THRESHOLD."""
-    import io
-
-    from skinexp.evaluation.postprocess import to_masks
-    from skinexp.evaluation.scores import image_scores, per_image_table
-
-    means = {}
-    for threshold, suffix in ((DECLARED_THRESHOLD, ""), (tuned, "_tuned")):
-        masks = to_masks(probabilities, threshold, keep_largest=False)
-        per_image = [image_scores(truth, predicted) for truth, predicted in zip(val.masks, masks)]
-        tracking.log_text(per_image_table(val.ids, per_image, VAL_COLUMNS), f"val_per_image{suffix}.csv")
-        packed = io.BytesIO()
-        np.savez_compressed(packed, ids=np.array(val.ids), shape=np.array(masks.shape), masks=np.packbits(masks),
-                            threshold=np.array(threshold))
-        tracking.log_bytes(packed.getvalue(), f"data/val_masks{suffix}.npz")
-        if not suffix:
-            means = {name: float(np.mean([scores[name] for scores in per_image])) for name in VAL_COLUMNS[1:]}
-    return means
 
 
 def _plan(cfg, splits: DataSplits, steps_per_epoch: int) -> Plan:
