@@ -1,6 +1,8 @@
 """Keras training metrics against hand-computed cases: perfect, empty, half overlap; and the losses."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -70,7 +72,7 @@ def test_metrics_accumulate_over_batches_like_one_confusion_matrix(metrics):
     assert whole["dice"] == pytest.approx(2 * tp / (2 * tp + fp + fn), abs=1e-6)
 
 
-@pytest.mark.parametrize("name", ["bce", "dice", "bce_dice"])
+@pytest.mark.parametrize("name", ["bce", "dice", "bce_dice", "bce_lovasz"])
 def test_losses_are_small_for_a_good_prediction_and_large_for_a_bad_one(compose, name):
     from skinexp.model.losses import build_loss
 
@@ -101,3 +103,25 @@ def test_dice_over_image_weighs_each_image_alike_and_over_batch_pools_the_pixels
         bce = 4 / 128 * -np.log(1e-7)
     assert losses["batch"] == pytest.approx(bce + 1 / 9, abs=1e-4)
     assert losses["image"] == pytest.approx(bce + 1 / 2, abs=1e-4)
+
+
+def test_the_lovasz_term_is_one_minus_each_images_iou_for_binary_predictions():
+    """Hand-checked: a 16-pixel lesion half covered by a 16-pixel prediction (IoU 8/24), a perfect one, an empty
+    mask with 4 pixels predicted (IoU 0), an empty mask predicted empty; then soft predictions 0.1 off everywhere,
+    where the surrogate is that error (its weights sum to the full Jaccard loss, 1)."""
+    from skinexp.model.losses import build_loss, lovasz_per_image
+
+    truth = np.zeros((4, 8, 8, 1), "float32")
+    prediction = np.zeros_like(truth)
+    truth[0, 2:6, 2:6] = 1
+    prediction[0, 2:6, 4:8] = 1
+    truth[1, 2:6, 2:6] = 1
+    prediction[1] = truth[1]
+    prediction[2, 0:2, 0:2] = 1
+    assert np.asarray(lovasz_per_image(truth, prediction)) == pytest.approx([2 / 3, 0, 1, 0], abs=1e-6)
+    assert np.asarray(lovasz_per_image(truth, np.clip(truth, 0.1, 0.9))) == pytest.approx([0.1] * 4, abs=1e-6)
+    loss = build_loss(SimpleNamespace(name="bce_lovasz", lovasz_weight=2.0, dice_over="batch"))
+    import keras
+
+    bce = float(keras.losses.BinaryCrossentropy()(truth, prediction))
+    assert float(loss(truth, prediction)) == pytest.approx(bce + 2.0 * (2 / 3 + 1) / 4, rel=1e-4)

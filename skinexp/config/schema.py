@@ -77,6 +77,7 @@ class LossName(Choice):
     bce = "bce"
     dice = "dice"
     bce_dice = "bce_dice"
+    bce_lovasz = "bce_lovasz"
 
 
 class DiceOver(Choice):
@@ -186,6 +187,7 @@ class OptimConfig:
 class LossConfig:
     name: LossName = LossName.bce
     dice_weight: float = 1.0  # bce_dice: weight of the Dice term
+    lovasz_weight: float = 1.0  # bce_lovasz: weight of the per-image Lovász (IoU) term
     dice_over: DiceOver = DiceOver.batch  # dice, bce_dice: image weighs each image alike, as a mean per-image IoU does
 
 

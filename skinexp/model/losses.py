@@ -1,7 +1,8 @@
-"""Losses chosen by `loss.name`: bce (the notebook's), dice, bce_dice."""
+"""Losses chosen by `loss.name`: bce (the notebook's), dice, bce_dice, bce_lovasz."""
 from __future__ import annotations
 
 import keras
+from keras import ops
 
 from skinexp.config.schema import DiceOver, LossName
 from skinexp.errors import ConfigError
@@ -29,11 +30,51 @@ class BCEDice(keras.losses.Loss):
         return {**super().get_config(), "dice_weight": self.dice_weight, "per_image": self.per_image}
 
 
+def lovasz_per_image(y_true, y_pred):
+    """(B,): each image's Lovász extension of its Jaccard loss 1 - IoU, on the foreground probabilities (Berman et
+    al., "The Lovász-Softmax loss", CVPR 2018, per image, binary). Pixels are sorted by their error |truth - p|,
+    largest first, and each error weighs what it adds to 1 - IoU there, so the loss is exactly 1 - IoU for a
+    binary prediction (0 for an empty mask predicted empty) and a convex, piecewise-linear surrogate between.
+
+    Args:
+        y_true: `(B, H, W, 1)` masks {0, 1}. y_pred: `(B, H, W, 1)` probabilities 0..1.
+    """
+    batch = ops.shape(y_true)[0]
+    truth = ops.reshape(ops.cast(y_true, "float32"), (batch, -1))
+    errors = ops.abs(truth - ops.reshape(ops.cast(y_pred, "float32"), (batch, -1)))
+    sorted_errors, order = ops.top_k(errors, k=ops.shape(errors)[1])
+    sorted_truth = ops.take_along_axis(truth, order, axis=1)
+    lesion = ops.sum(sorted_truth, axis=1, keepdims=True)
+    intersection = lesion - ops.cumsum(sorted_truth, axis=1)
+    union = lesion + ops.cumsum(1.0 - sorted_truth, axis=1)
+    jaccard = 1.0 - intersection / union  # 1 - IoU with the first k sorted pixels flipped to wrong
+    weights = ops.concatenate([jaccard[:, :1], jaccard[:, 1:] - jaccard[:, :-1]], axis=1)
+    return ops.sum(sorted_errors * ops.stop_gradient(weights), axis=1)
+
+
+@keras.saving.register_keras_serializable(package="skinexp")
+class BCELovasz(keras.losses.Loss):
+    """Binary cross-entropy plus `lovasz_weight` times the mean over images of `lovasz_per_image`: a surrogate of
+    the mean per-image IoU that runs are ranked by, beside BCE's per-pixel gradient."""
+
+    def __init__(self, lovasz_weight: float = 1.0, name: str = "bce_lovasz", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.lovasz_weight = lovasz_weight
+        self._bce = keras.losses.BinaryCrossentropy()
+
+    def call(self, y_true, y_pred):
+        return self._bce(y_true, y_pred) + self.lovasz_weight * ops.mean(lovasz_per_image(y_true, y_pred))
+
+    def get_config(self):
+        return {**super().get_config(), "lovasz_weight": self.lovasz_weight}
+
+
 LOSSES = {
     LossName.bce: lambda loss_cfg: keras.losses.BinaryCrossentropy(name="bce"),
     LossName.dice: lambda loss_cfg: keras.losses.Dice(name="dice_loss", axis=DICE_AXES[loss_cfg.dice_over]),
     LossName.bce_dice: lambda loss_cfg: BCEDice(dice_weight=loss_cfg.dice_weight,
                                                 per_image=loss_cfg.dice_over == DiceOver.image),
+    LossName.bce_lovasz: lambda loss_cfg: BCELovasz(lovasz_weight=loss_cfg.lovasz_weight),
 }
 
 
