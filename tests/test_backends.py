@@ -218,12 +218,13 @@ def test_jax_reruns_deterministically(tmp_path, store):
 
 
 @jax_test
-def test_jax_trains_with_bf16_xla_data_parallel_and_augmentation(tmp_path, store):
+def test_jax_trains_with_bf16_xla_data_parallel_augmentation_and_the_lovasz_loss(tmp_path, store):
     _ok(_run("train", *TINY, "train.backend=jax", "train.precision=mixed_bfloat16", "train.jit_compile=true",
-             "train.strategy=mirrored", "augment=strong", "tracking.log_model=false", *store["overrides"],
-             cwd=tmp_path))
+             "train.strategy=mirrored", "augment=strong", "loss=bce_lovasz", "model.deep_supervision=true",
+             "tracking.log_model=false", *store["overrides"], cwd=tmp_path))
     client, (run,) = _runs(store["uri"])
     assert run.data.params["train.precision"] == "mixed_bfloat16" and run.data.params["train.strategy"] == "mirrored"
+    assert run.data.params["loss.name"] == "bce_lovasz"
     assert all(value == value for value in _history(client, run.info.run_id))  # no NaN
 
 
