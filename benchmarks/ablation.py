@@ -139,7 +139,7 @@ def images_per_sec(names: list[str], size: int, rounds: int) -> dict[str, list[f
     from skinexp.data.pipeline import make_dataset
     from skinexp.data.sources import load_splits
     from skinexp.training import runtime
-    from skinexp.training.budget import probe_images, probe_step_seconds
+    from skinexp.training.budget import probe_split, probe_step_seconds
     from skinexp.training.train import build_compiled
 
     common = [o for o in settings(size, 1.0) if not o.startswith(("train.budget", "cv="))]
@@ -153,7 +153,7 @@ def images_per_sec(names: list[str], size: int, rounds: int) -> dict[str, list[f
         for name, cfg in configs.items():
             print(f"ablation: img/s, round {round_number + 1} of {rounds}: {name}", file=sys.stderr, flush=True)
             runtime.configure_runtime(cfg.train)
-            head = splits.train.first(probe_images(len(splits.train), batch, cfg.train.steps_per_execution))
+            head = probe_split(splits.train, batch, cfg.train.steps_per_execution)
             data = make_dataset(head, batch, training=True, seed=cfg.train.seed, augment_cfg=cfg.augment)
             step, _ = probe_step_seconds(build_compiled(cfg, steps_per_epoch, steps_per_epoch), data,
                                          steps_per_epoch, cfg.train.steps_per_execution)

@@ -30,6 +30,7 @@ from typing import Optional
 
 import numpy as np
 
+from skinexp.data.types import Split
 from skinexp.errors import ConfigError
 
 PROBE_STEPS = 16
@@ -164,17 +165,17 @@ def plan(train_cfg, *, images: int, steps_per_epoch: int, flops_per_image: int,
     return Plan(steps, steps_per_epoch, kind, step_seconds, compiling, revisions=[[0, steps]], seconds=seconds)
 
 
-def probe_images(images: int, batch_size: int, steps_per_execution: int = 1) -> int:
-    """How many of the `images` training images the probe trains on: PROBE_STEPS executions' worth, or all of them
-    when an epoch is shorter. The probe's epochs each run through them once, from a fresh iterator of the pipeline
-    as the run's epochs do (a longer dataset cut by `steps_per_epoch` would carry one iterator across the probe's
-    epochs: its start-up went unmeasured, and Keras warned that the input ran out of data)."""
-    return min(images, PROBE_STEPS * steps_per_execution * batch_size)
+def probe_split(train: Split, batch_size: int, steps_per_execution: int = 1) -> Split:
+    """The training images the probe trains on: the first PROBE_STEPS executions' worth, or all of them when an
+    epoch is shorter. The probe's epochs each run through them once, from a fresh iterator of the pipeline as the
+    run's epochs do (a longer dataset cut by `steps_per_epoch` would carry one iterator across the probe's epochs:
+    its start-up went unmeasured, and Keras warned that the input ran out of data)."""
+    return train.first(min(len(train), PROBE_STEPS * steps_per_execution * batch_size))
 
 
 def probe_step_seconds(model, data, steps_per_epoch: int, steps_per_execution: int = 1) -> tuple[float, float]:
     """The seconds one training step costs `model` (a compiled copy of the run's, discarded afterwards) on `data`
-    (its own copy of the run's training pipeline, augmentation included, over `probe_images` of the training
+    (its own copy of the run's training pipeline, augmentation included, over `probe_split`'s training
     images): the mean step inside an epoch, plus an epoch's start-up (its first batch's extra time: the pipeline's
     iterator) spread over the run's `steps_per_epoch`; and the seconds the first epoch spent compiling, which the
     run's own first epoch spends too. Measured over three short epochs after the first."""

@@ -21,7 +21,7 @@ from skinexp.evaluation.figures import close, curves_figure
 from skinexp.evaluation.scores import best_threshold
 from skinexp.model.flops import training_flops_per_image
 from skinexp.training import runtime
-from skinexp.training.budget import Plan, images_after, plan, probe_images, probe_step_seconds
+from skinexp.training.budget import Plan, images_after, plan, probe_split, probe_step_seconds
 from skinexp.training.resume import ResumeState
 from skinexp.training.validation import kept_epoch, log_validation_images
 
@@ -238,7 +238,7 @@ def _plan(cfg, splits: DataSplits, steps_per_epoch: int) -> Plan:
     from skinexp.model.unet import build_unet
 
     def probe() -> tuple[float, float]:
-        head = splits.train.first(probe_images(len(splits.train), cfg.train.batch_size, cfg.train.steps_per_execution))
+        head = probe_split(splits.train, cfg.train.batch_size, cfg.train.steps_per_execution)
         data = make_dataset(head, cfg.train.batch_size, training=True, seed=cfg.train.seed, augment_cfg=cfg.augment)
         model = build_compiled(cfg, steps_per_epoch, steps_per_epoch)
         return probe_step_seconds(model, data, steps_per_epoch, cfg.train.steps_per_execution)
