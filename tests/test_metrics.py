@@ -125,3 +125,12 @@ def test_the_lovasz_term_is_one_minus_each_images_iou_for_binary_predictions():
 
     bce = float(keras.losses.BinaryCrossentropy()(truth, prediction))
     assert float(loss(truth, prediction)) == pytest.approx(bce + 2.0 * (2 / 3 + 1) / 4, rel=1e-4)
+
+
+@pytest.mark.parametrize("key", ["dice_weight", "lovasz_weight"])
+def test_a_negative_loss_weight_fails_in_one_line(main, tmp_path, key):
+    from conftest import TINY, error_line
+
+    line = error_line(main("train", *TINY, f"loss.{key}=-0.5", cwd=tmp_path))
+    assert line.endswith(f"loss.{key} must be non-negative. Received: loss.{key}=-0.5")
+    assert not (tmp_path / "runs" / "mlflow.db").exists()  # refused before any run or store

@@ -182,6 +182,7 @@ def check_train(cfg: Any) -> None:
     check_augment(cfg.augment)
     check_model(cfg.model, cfg.dataset.image_size)
     check_optim(cfg.optim)
+    _non_negative(cfg.loss, "loss", ("dice_weight", "lovasz_weight"))
     check_train_section(cfg.train)
     from skinexp.training.budget import check_budget
 
