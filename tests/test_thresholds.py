@@ -1,4 +1,4 @@
-"""scores.best_threshold: the grid threshold that maximises dataset-level IoU, on hand-checked pixel sets.
+"""scores.best_threshold: the grid threshold that maximises the mean per-image IoU, on hand-checked pixel sets.
 
 Probabilities stay off the grid's values (0.05, 0.10, ...) so "strictly above" never hinges on rounding.
 """
@@ -27,34 +27,45 @@ def test_the_threshold_between_the_last_false_positive_and_the_truth_wins():
     assert best_threshold(probabilities, masks) == (0.65, 1.0)
 
 
-def test_ties_go_to_the_lowest_threshold():
+def test_ties_go_to_the_threshold_nearest_0_5():
     # 0.05-0.10: 4 of 8 predicted right (0.5); 0.15-0.20: fp 0.47, 0.22 (4/6); 0.25-0.40: fp 0.47 only (4/5);
     # 0.45: the 0.42 truth pixel lost (3/5); 0.50-0.85: 3/4; 0.90-0.95: nothing (0)
     probabilities, masks = _pixels([0.88, 0.88, 0.88, 0.42], [0.12, 0.12, 0.47, 0.22])
     threshold, iou = best_threshold(probabilities, masks)
-    assert threshold == 0.25
+    assert threshold == 0.4
     assert iou == pytest.approx(0.8)
 
 
-def test_the_iou_is_pooled_over_images_not_averaged_per_image():
-    # image 1 all truth, image 2 all background: a per-image mean would pick 0.50 (mean of 3/4 and 1 = 0.875)
+def test_an_equal_tie_either_side_of_0_5_goes_to_the_lower():
+    # image 1 (truth 0.47, 0.57; background 0.42): 1 at 0.45, 1/2 at 0.50-0.55
+    # image 2 (truth 0.57; background 0.52, 0.01): 1/2 at 0.45-0.50, 1 at 0.55
+    # means: 0.45 and 0.55 tie at 0.75, 0.50 scores 0.5
+    first, first_masks = _pixels([0.47, 0.57], [0.42])
+    second, second_masks = _pixels([0.57], [0.52, 0.01])
+    probabilities, masks = np.concatenate([first, second]), np.concatenate([first_masks, second_masks])
+    assert best_threshold(probabilities, masks) == pytest.approx((0.45, 0.75))
+
+
+def test_the_iou_is_averaged_per_image_not_pooled_over_images():
+    # image 1 all truth, image 2 all background: pooled IoU would pick 0.25-0.40 (4/5); the per-image mean is
+    # (1 + 0) / 2 there, and (3/4 + 1) / 2 = 0.875 at 0.50-0.85, where the 0.47 false lesion is gone
     probabilities, masks = _pixels([0.88, 0.88, 0.88, 0.42], [0.12, 0.12, 0.47, 0.22])
-    assert best_threshold(probabilities.reshape(2, 2, 2, 1), masks.reshape(2, 2, 2, 1)) == pytest.approx((0.25, 0.8))
+    assert best_threshold(probabilities.reshape(2, 2, 2, 1), masks.reshape(2, 2, 2, 1)) == pytest.approx((0.5, 0.875))
 
 
-def test_a_perfectly_separated_set_scores_one_at_the_lowest_separating_threshold():
+def test_a_perfectly_separated_set_keeps_0_5():
     probabilities, masks = _pixels([0.9, 0.9], [0.12, 0.12, 0.12])
-    assert best_threshold(probabilities, masks) == (0.15, 1.0)
+    assert best_threshold(probabilities, masks) == (0.5, 1.0)
 
 
-def test_empty_truth_and_empty_prediction_score_one_at_the_lowest_threshold():
+def test_empty_truth_and_empty_prediction_score_one_and_keep_0_5():
     probabilities, masks = _pixels([], [0.01] * 6)
-    assert best_threshold(probabilities, masks) == (0.05, 1.0)
+    assert best_threshold(probabilities, masks) == (0.5, 1.0)
 
 
 def test_empty_truth_is_perfect_only_above_every_probability():
-    probabilities, masks = _pixels([], [0.32, 0.01])  # 0.05-0.30 predict a lesion that is not there: IoU 0
-    assert best_threshold(probabilities, masks) == (0.35, 1.0)
+    probabilities, masks = _pixels([], [0.62, 0.01])  # 0.05-0.60 predict a lesion that is not there: IoU 0
+    assert best_threshold(probabilities, masks) == (0.65, 1.0)
 
 
 def test_masks_of_0_255_count_as_foreground():

@@ -43,7 +43,7 @@ class FoldMember:
 class FoldEnsemble:
     """Stands in for a Keras model: `predict_on_batch` is the mean of the members' probabilities.
 
-    `threshold` maximises dataset-level IoU (`scores.best_threshold`) on `out_of_fold_probabilities`
+    `threshold` maximises the mean per-image IoU (`scores.best_threshold`) on `out_of_fold_probabilities`
     (N, S, S, 1) float32, each image predicted by the members that never saw it, against `out_of_fold_masks`.
     """
 

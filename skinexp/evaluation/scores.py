@@ -190,22 +190,31 @@ def per_image_table(ids: Sequence[str], per_image: Sequence[Mapping[str, float]]
 
 
 THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.05), 2)  # the grid `best_threshold` searches
+# Every run's per-image tables, `val_image_*` metrics and compare's default are at this threshold: one rule for
+# every run (a threshold tuned on the images it is scored on flatters each run by a different amount).
+DECLARED_THRESHOLD = 0.5
 
 
 def best_threshold(probabilities: np.ndarray, masks: np.ndarray) -> tuple[float, float]:
-    """The threshold on ``THRESHOLDS`` that maximises dataset-level foreground IoU.
+    """The threshold on ``THRESHOLDS`` that maximises the mean per-image IoU, the quantity runs are ranked and
+    evaluated by (pooled IoU weighs large lesions more: tuned on it, a run with 24 validation images chose 0.85
+    and lost 0.026 of test IoU against 0.5).
 
-    ``probabilities`` and ``masks`` have the same shape (any); a pixel is predicted foreground when its
-    probability is strictly above the threshold. Returns ``(threshold, iou)``; on a tie the lowest
-    threshold wins. A set with no foreground on either side scores IoU 1 at every threshold.
+    ``probabilities`` and ``masks`` are ``(N, ...)``, the same shape, one image per row; a pixel is predicted
+    foreground when its probability is strictly above the threshold, a mask pixel is foreground when non-zero.
+    An image's IoU follows ``image_scores``: an empty truth scores 1 when predicted empty, else 0. Returns
+    ``(threshold, mean IoU)``; a tie goes to the threshold nearest ``DECLARED_THRESHOLD``, then the lower, so
+    images that cannot tell thresholds apart leave the declared one.
     """
-    truth = np.asarray(masks).astype(bool).ravel()
-    flat = np.asarray(probabilities).ravel()
-    best = (0.5, -1.0)
-    for threshold in THRESHOLDS:
+    images = len(probabilities)
+    truth = np.asarray(masks).reshape(images, -1).astype(bool)
+    flat = np.asarray(probabilities).reshape(images, -1)
+    best = (DECLARED_THRESHOLD, -1.0)
+    for threshold in sorted(THRESHOLDS, key=lambda t: (abs(t - DECLARED_THRESHOLD), t)):
         predicted = flat > threshold
-        union = np.count_nonzero(predicted | truth)
-        iou = np.count_nonzero(predicted & truth) / union if union else 1.0
+        union = np.count_nonzero(predicted | truth, axis=1)
+        intersection = np.count_nonzero(predicted & truth, axis=1)
+        iou = float(np.mean(np.where(union > 0, intersection / np.maximum(union, 1), 1.0)))
         if iou > best[1] + 1e-12:
-            best = (float(threshold), float(iou))
+            best = (float(threshold), iou)
     return best

@@ -7,11 +7,9 @@ from typing import Optional
 import numpy as np
 
 from skinexp import tracking
+from skinexp.evaluation.scores import DECLARED_THRESHOLD
 
 VAL_COLUMNS = ("id", "iou", "dice", "precision", "sensitivity", "specificity", "hd95")
-# The threshold every run's per-image table and `val_image_*` metrics are declared at: one rule for every run
-# (a threshold tuned on the images it is scored on flatters each run by a different amount).
-DECLARED_THRESHOLD = 0.5
 
 
 def kept_epoch(monitored: list[float], best: Optional[float]) -> int:
