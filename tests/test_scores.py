@@ -188,3 +188,14 @@ def test_shape_mismatch_raises_with_received_shapes():
 def test_rejects_non_mask_shapes():
     with pytest.raises(ValueError, match=re.escape("Received: truth.shape=(2, 4, 4, 1)")):
         confusion(np.zeros((2, 4, 4, 1)), np.zeros((2, 4, 4, 1)))
+
+
+def test_mean_image_iou_averages_each_images_iou_as_image_scores_does():
+    from skinexp.evaluation.scores import mean_image_iou
+
+    truth = np.array([[1, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]], np.uint8).reshape(3, 2, 2, 1)
+    prediction = np.array([[1, 0, 1, 0], [0, 0, 0, 0], [0, 1, 0, 0]], np.uint8).reshape(3, 2, 2, 1)
+    # 1/3 (one shared pixel of three), 1 (both empty), 0 (a lesion that is not there)
+    assert mean_image_iou(truth, prediction) == pytest.approx((1 / 3 + 1 + 0) / 3)
+    assert mean_image_iou(truth, prediction) == pytest.approx(
+        np.mean([image_scores(t, p)["iou"] for t, p in zip(truth, prediction)]))

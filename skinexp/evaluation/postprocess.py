@@ -8,7 +8,7 @@ from typing import Optional
 import numpy as np
 from scipy import ndimage
 
-from skinexp.evaluation.scores import as_mask, image_scores
+from skinexp.evaluation.scores import as_mask, mean_image_iou
 
 TAG = "postprocess.largest_component"  # on the training run: helps | does_not_help
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
@@ -40,8 +40,7 @@ def to_masks(probabilities: np.ndarray, threshold: float, keep_largest: bool) ->
 
 
 def mean_iou(probabilities: np.ndarray, masks: np.ndarray, threshold: float, keep_largest: bool) -> float:
-    predicted = to_masks(probabilities, threshold, keep_largest)
-    return float(np.mean([image_scores(t, p)["iou"] for t, p in zip(masks, predicted)]))
+    return mean_image_iou(masks, to_masks(probabilities, threshold, keep_largest))
 
 
 def largest_component_gain(val_probabilities: np.ndarray, val_masks: np.ndarray, threshold: float) -> float:

@@ -206,15 +206,22 @@ def best_threshold(probabilities: np.ndarray, masks: np.ndarray) -> tuple[float,
     ``(threshold, mean IoU)``; a tie goes to the threshold nearest ``DECLARED_THRESHOLD``, then the lower, so
     images that cannot tell thresholds apart leave the declared one.
     """
-    images = len(probabilities)
-    truth = np.asarray(masks).reshape(images, -1).astype(bool)
-    flat = np.asarray(probabilities).reshape(images, -1)
+    probabilities = np.asarray(probabilities)
     best = (DECLARED_THRESHOLD, -1.0)
     for threshold in sorted(THRESHOLDS, key=lambda t: (abs(t - DECLARED_THRESHOLD), t)):
-        predicted = flat > threshold
-        union = np.count_nonzero(predicted | truth, axis=1)
-        intersection = np.count_nonzero(predicted & truth, axis=1)
-        iou = float(np.mean(np.where(union > 0, intersection / np.maximum(union, 1), 1.0)))
+        iou = mean_image_iou(masks, probabilities > threshold)
         if iou > best[1] + 1e-12:
             best = (float(threshold), iou)
     return best
+
+
+def mean_image_iou(truth: np.ndarray, prediction: np.ndarray) -> float:
+    """The mean over images of each image's IoU as ``image_scores`` scores it (an empty truth predicted empty
+    scores 1), without the other scores. ``truth`` and ``prediction`` are ``(N, ...)``, one shape, one image per
+    row; values ``> 0.5`` are foreground."""
+    images = len(truth)
+    truth = np.asarray(truth).reshape(images, -1) > 0.5
+    prediction = np.asarray(prediction).reshape(images, -1) > 0.5
+    union = np.count_nonzero(truth | prediction, axis=1)
+    intersection = np.count_nonzero(truth & prediction, axis=1)
+    return float(np.mean(np.where(union > 0, intersection / np.maximum(union, 1), 1.0)))
