@@ -70,6 +70,7 @@ def test_rejected_values_name_key_and_value(compose, override, key, received):
     ("model.block=dense", "plain, residual"),
     ("model.attention=self", "none, gate"),
     ("model.conv=depthwise", "standard, separable"),
+    ("model.stem_conv=depthwise", "standard, separable"),
     ("model.norm=layer", "none, batch, group"),
 ])
 def test_a_bad_choice_fails_at_composition_with_the_allowed_values(compose, override, allowed):

@@ -52,6 +52,8 @@ UNET_FLOPS = {
     # 9*in + in*out per pixel: (39 + 52) x 1,024, (68 + 136) x 256, (200 + 400) x 64, 512 + 408 x 256,
     # 128 + 156 x 1,024, 4 x 1,024 (the up-convolutions and the mask stay standard).
     "separable": (["model.conv=separable"], 2 * 714_240),
+    # down1's first convolution standard again: 27 * 4 instead of 27 + 12 per pixel, x 1,024.
+    "separable_standard_stem": (["model.conv=separable", "model.stem_conv=standard"], 2 * (714_240 + 69 * 1_024)),
     # 1x1 shortcuts: 3*4 x 1,024, 4*8 x 256, 8*16 x 64, 16*8 x 256, 8*4 x 1,024.
     "residual": (["model.block=residual"], PLAIN + 2 * 94_208),
     # gates: up2 (8*4 + 8*4 + 4*1) x 256, up1 (4*2 + 4*2 + 2*1) x 1,024.

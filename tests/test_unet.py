@@ -68,6 +68,10 @@ OPTIONS = {
     "gate": (["model.attention=gate"], PLAIN + 73 + 21),
     # 9*in + in*out + out per 3x3 convolution: 43 + 56, 76 + 144, 216 + 416, 520 + 280 + 144, 132 + 108 + 56, 5.
     "separable": (["model.conv=separable"], 2_196),
+    # down1's first convolution standard again: 3*9*4+4 = 112 instead of 27 + 12 + 4 = 43.
+    "separable_standard_stem": (["model.conv=separable", "model.stem_conv=standard"], 2_196 - 43 + 112),
+    # only down1's first convolution separable: 43 instead of 112.
+    "separable_stem": (["model.stem_conv=separable"], PLAIN - 112 + 43),
     # each 3x3 convolution drops its bias (width) for a gamma and beta (2 * width): + 4+4+8+8+16+16+8+8+4+4.
     "group": (["model.norm=group", "model.groups=2"], PLAIN + 80),
     # batch normalisation adds a moving mean and variance as well: + 3 * 80.

@@ -165,6 +165,9 @@ class ModelConfig:
     block: Block = Block.plain
     attention: Attention = Attention.none
     conv: ConvKind = ConvKind.standard
+    # the first 3x3 convolution, on the image's channels; none: as `conv`. A separable one there sees 3 channels
+    # through 3 depthwise filters, which is why MobileNet and Xception start with a standard convolution
+    stem_conv: Optional[ConvKind] = None
     norm: Norm = Norm.none  # batchnorm=true is norm=batch
     groups: int = 8  # norm=group: groups per normalisation; must divide every width
     deep_supervision: bool = False  # auxiliary heads on the lower decoder levels (skinexp.model.deep_supervision)

@@ -6,7 +6,8 @@ Every option is a key of `model` (an Enum in `skinexp.config.schema`) looked up 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Optional
 
 import keras
 from keras import layers
@@ -45,16 +46,19 @@ NORMALISATIONS = {
 @dataclass(frozen=True)
 class Layers:
     """How a block's 3x3 convolutions are made: `conv` (standard | separable), `norm` (none | batch | group)
-    before each ReLU, `groups` for group normalisation."""
+    before each ReLU, `groups` for group normalisation; `first_conv`, when set, makes the block's first 3x3
+    convolution (the stem, in the first block)."""
 
     conv: ConvKind
     norm: Norm
     groups: int
+    first_conv: Optional[ConvKind] = None
 
-    def conv_norm(self, x, width: int, name: str, relu: bool = True):
+    def conv_norm(self, x, width: int, name: str, relu: bool = True, first: bool = False):
         """A 3x3 convolution (`{name}`), its normalisation (`{name}_bn` | `{name}_gn`) and a ReLU; without
         normalisation the ReLU is the convolution's own activation, as in the notebook."""
-        convolution = _lookup(CONVOLUTIONS, self.conv, "conv", ConvKind)
+        kind, key = (self.first_conv, "stem_conv") if first and self.first_conv is not None else (self.conv, "conv")
+        convolution = _lookup(CONVOLUTIONS, kind, key, ConvKind)
         if self.norm == Norm.none:
             return convolution(width, True, "relu" if relu else None, name)(x)
         x = convolution(width, False, None, name)(x)  # the normalisation's offset replaces the bias
@@ -65,7 +69,7 @@ class Layers:
 def _plain_block(x, width: int, style: Layers, name: str):
     """Two 3x3 convolutions, each followed by the normalisation and a ReLU."""
     for i in (1, 2):
-        x = style.conv_norm(x, width, f"{name}_conv{i}")
+        x = style.conv_norm(x, width, f"{name}_conv{i}", first=i == 1)
     return x
 
 
@@ -78,7 +82,7 @@ def _residual_block(x, width: int, style: Layers, name: str):
                                  name=f"{name}_shortcut")(x)
         if style.norm != Norm.none:
             shortcut = _lookup(NORMALISATIONS, style.norm, "norm", Norm)(style.groups, f"{name}_shortcut")(shortcut)
-    x = style.conv_norm(x, width, f"{name}_conv1")
+    x = style.conv_norm(x, width, f"{name}_conv1", first=True)
     x = style.conv_norm(x, width, f"{name}_conv2", relu=False)
     x = layers.Add(name=f"{name}_add")([shortcut, x])
     return layers.Activation("relu", name=f"{name}_out")(x)
@@ -140,10 +144,11 @@ def build_unet(model_cfg, image_size: int, channels: int = 3) -> keras.Model:
             2x down-samplings); `widths` (`depth + 1` widths: the encoder levels, then the bottleneck; decoder level i
             has encoder level i's width), else `filters` doubled per level; `dropout` (rate after the two deepest
             blocks, as in the notebook); `block` (`plain` | `residual`); `conv` (`standard` | `separable` 3x3
-            convolutions in the blocks; the up-sampling, gates and heads stay standard); `norm` (`none` | `batch` |
-            `group` with `groups`; `batchnorm=true` is `norm=batch`); `upsample` (`upsampling` | `transpose`);
-            `attention` (`none` | `gate` on each skip connection); `two_channel_head` (the notebook's
-            `Conv2D(2, 3, relu)` before the output); `deep_supervision`.
+            convolutions in the blocks; the up-sampling, gates and heads stay standard); `stem_conv` (the first
+            block's first 3x3 convolution, on the image; none: as `conv`); `norm` (`none` | `batch` | `group` with
+            `groups`; `batchnorm=true` is `norm=batch`); `upsample` (`upsampling` | `transpose`); `attention`
+            (`none` | `gate` on each skip connection); `two_channel_head` (the notebook's `Conv2D(2, 3, relu)` before
+            the output); `deep_supervision`.
         image_size: square input side; must be divisible by 2**depth (checked by the config).
         channels: input channels.
 
@@ -165,7 +170,8 @@ def build_unet(model_cfg, image_size: int, channels: int = 3) -> keras.Model:
 
     skips = []
     for level in range(depth):
-        x = block(x, widths[level], style, name=f"down{level + 1}")
+        level_style = replace(style, first_conv=model_cfg.stem_conv) if level == 0 else style
+        x = block(x, widths[level], level_style, name=f"down{level + 1}")
         if model_cfg.dropout and level == depth - 1:
             x = layers.Dropout(model_cfg.dropout, name=f"down{level + 1}_dropout")(x)
         skips.append(x)
