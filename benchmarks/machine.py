@@ -8,7 +8,8 @@ before TensorFlow, and the docs are rendered without the project installed.
     meta = {"command": "python benchmarks/startup.py --repeats 5", "date": "2026-12-05", "time_utc": "07:20",
             "machine": {"cpu": "Intel(R) Xeon(R) Processor", "flags": ["amx_bf16", "avx512_bf16", "avx512f"],
                         "cores": 2},
-            "load_1min_at_start": 1.12, "load_1min_at_end": 1.40, "repeats": 5}
+            "load_1min_at_start": 1.12, "load_1min_at_end": 1.40, "repeats": 5,
+            "commit": "b99735b", "uncommitted_changes": False}
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import datetime
 import json
 import os
 import statistics
+import subprocess
 import sys
 from pathlib import Path
 
@@ -44,6 +46,18 @@ def load() -> float:
     return round(os.getloadavg()[0], 2)
 
 
+def commit() -> dict:
+    """The checkout the benchmark ran from: its short commit and whether tracked files differed from it, so that a
+    figure names the code (a recipe's YAML included) that produced it; empty outside a git checkout."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=DOCS.parent, capture_output=True, text=True, check=True).stdout
+    try:
+        return {"commit": git("rev-parse", "--short", "HEAD").strip(),
+                "uncommitted_changes": bool(git("status", "--porcelain", "--untracked-files=no").strip())}
+    except (OSError, subprocess.CalledProcessError):
+        return {}
+
+
 def metadata(repeats: int, argv: list[str] | None = None) -> dict:
     """The common block, taken when the benchmark starts; `finish()` adds the load at the end."""
     argv = sys.argv if argv is None else argv
@@ -51,7 +65,8 @@ def metadata(repeats: int, argv: list[str] | None = None) -> dict:
     shown = f"benchmarks/{script.name}" if script.suffix == ".py" else str(script)
     now = datetime.datetime.now(datetime.timezone.utc)
     return {"command": " ".join(["python", shown, *argv[1:]]), "date": now.date().isoformat(),
-            "time_utc": now.strftime("%H:%M"), "machine": cpu(), "load_1min_at_start": load(), "repeats": repeats}
+            "time_utc": now.strftime("%H:%M"), "machine": cpu(), "load_1min_at_start": load(), "repeats": repeats,
+            **commit()}
 
 
 def spread(values: list[float]) -> dict:

@@ -42,12 +42,19 @@ def load(meta: dict) -> str:
 
 
 def provenance(meta: dict) -> str:
-    """The line under each section's heading: command, date, machine, load, repeats."""
-    line = (f"`{meta['command']}`, {meta['date']}; {machine(meta)}; {load(meta)}; "
+    """The line under each section's heading: command, date, commit, machine, load, repeats."""
+    line = (f"`{meta['command']}`, {meta['date']}{code(meta)}; {machine(meta)}; {load(meta)}; "
             f"{meta['repeats']} repeat{'s' if meta['repeats'] != 1 else ''}.")
     if meta.get("provenance"):
         line += f" Metadata: {meta['provenance']}."
     return line
+
+
+def code(meta: dict) -> str:
+    """", commit b99735b" (", commit b99735b with uncommitted changes"), or nothing where none was recorded."""
+    if not meta.get("commit"):
+        return ""
+    return f", commit {meta['commit']}" + (" with uncommitted changes" if meta.get("uncommitted_changes") else "")
 
 
 def short_machine(meta: dict) -> str:

@@ -32,3 +32,25 @@ def test_a_figure_typed_into_the_rendered_docs_is_caught(tmp_path):
     benchmarks.write_text(text[:figure.start()] + typed + text[figure.end():])
     result = subprocess.run(check, cwd=copy, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and "benchmarks.md" in result.stdout + result.stderr
+
+
+def test_a_benchmark_records_the_commit_it_ran_from_and_the_docs_name_it(tmp_path):
+    """machine.metadata() takes the checkout's HEAD and whether tracked files differed from it; the line under a
+    section's heading names them, so a figure points at the code (a recipe's YAML included) that produced it."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import machine
+        import sections
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                          check=True).stdout.strip()
+    meta = machine.metadata(3, ["benchmarks/quality.py", "--budgets", "5"])
+    assert meta["commit"] == head and meta["repeats"] == 3
+    assert meta["command"] == "python benchmarks/quality.py --budgets 5"
+    clean = {**meta, "commit": "abc1234", "uncommitted_changes": False, "load_1min_at_end": 0.5}
+    assert ", commit abc1234;" in sections.provenance(clean)
+    dirty = {**clean, "uncommitted_changes": True}
+    assert ", commit abc1234 with uncommitted changes;" in sections.provenance(dirty)
+    before = {key: value for key, value in clean.items() if key not in ("commit", "uncommitted_changes")}
+    assert "commit" not in sections.provenance(before)  # a JSON written before commits were recorded
