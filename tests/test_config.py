@@ -71,6 +71,7 @@ def test_rejected_values_name_key_and_value(compose, override, key, received):
     ("model.attention=self", "none, gate"),
     ("model.conv=depthwise", "standard, separable"),
     ("model.stem_conv=depthwise", "standard, separable"),
+    ("model.input_norm=whiten", "rescale, image, channel"),
     ("model.norm=layer", "none, batch, group"),
 ])
 def test_a_bad_choice_fails_at_composition_with_the_allowed_values(compose, override, allowed):

@@ -61,6 +61,7 @@ UNET_FLOPS = {
     # the head on up2: 8*1 x 256.
     "deep_supervision": (["model.deep_supervision=true"], PLAIN + 2 * 2_048),
     "group": (["model.norm=group", "model.groups=2"], PLAIN),  # normalisation is not counted
+    "channel_input": (["model.input_norm=channel"], PLAIN),  # nor the input's standardisation
     "all": (["model.conv=separable", "model.block=residual", "model.attention=gate", "model.deep_supervision=true",
              "model.norm=group", "model.groups=2"], 2 * (714_240 + 94_208 + 35_840 + 2_048)),
 }

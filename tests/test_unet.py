@@ -76,6 +76,8 @@ OPTIONS = {
     "group": (["model.norm=group", "model.groups=2"], PLAIN + 80),
     # batch normalisation adds a moving mean and variance as well: + 3 * 80.
     "batch": (["model.norm=batch"], PLAIN + 240),
+    # the input standardised instead of rescaled: LayerNormalization without scale or offset has no weights.
+    "channel_input": (["model.input_norm=channel"], PLAIN),
     # one head, on up2 (8 channels): 8 + 1.
     "deep_supervision": (["model.deep_supervision=true"], PLAIN + 9),
     # the bottleneck at 12 instead of 16: 8*9*12+12 + 12*9*12+12 = 2,184 (not 3,488); up2's up-conv 392 (not 520).
@@ -133,6 +135,51 @@ def test_an_attention_gate_weighs_each_skip_pixel_by_a_coefficient_in_0_1(build,
     np.testing.assert_allclose(gated, skip * coefficients, rtol=1e-5, atol=1e-6)
 
 
+def test_input_norm_rescales_or_standardises_each_image_as_stated(build, compose):
+    """A hand-made 32x32 image: red 0 on the left half and 200 on the right, green 50 everywhere, blue 100 and 140.
+    `channel` standardises each channel apiece (red and blue to -1 and +1, the flat green to 0); `image` over all
+    six values: mean 90, deviations -90, 110, -40, -40, 10, 50, variance 26,000 / 6."""
+    import keras
+
+    image = np.zeros((1, 32, 32, 3), "float32")
+    image[..., :16, :] = [0, 50, 100]
+    image[..., 16:, :] = [200, 50, 140]
+
+    def first_layer(norm):
+        model = build(compose("train", ["model.depth=2", "model.filters=4", f"model.input_norm={norm}"]).model, 32)
+        return keras.Model(model.input, model.layers[1].output).predict(image, verbose=0)[0]
+
+    np.testing.assert_allclose(first_layer("rescale"), image[0] / 255, rtol=1e-6)
+    channel = first_layer("channel")
+    np.testing.assert_allclose(channel[:, :16], np.broadcast_to([-1, 0, -1], (32, 16, 3)), atol=1e-5)
+    np.testing.assert_allclose(channel[:, 16:], np.broadcast_to([1, 0, 1], (32, 16, 3)), atol=1e-5)
+    whole = first_layer("image")
+    sd = np.sqrt(26_000 / 6)
+    np.testing.assert_allclose(whole[:, :16], np.broadcast_to(np.array([-90, -40, 10]) / sd, (32, 16, 3)), atol=1e-5)
+    np.testing.assert_allclose(whole[:, 16:], np.broadcast_to(np.array([110, -40, 50]) / sd, (32, 16, 3)), atol=1e-5)
+
+
+def test_a_colour_cast_does_not_reach_a_channel_standardised_network(build, compose):
+    """A per-channel gain and offset (a different light, another camera's white balance) leaves `channel`'s
+    prediction as it was; `image` follows only a gain common to all channels; `rescale` follows any change."""
+    rng = np.random.default_rng(0)
+    images = rng.uniform(20, 200, (2, 32, 32, 3)).astype("float32")
+    cast = images * np.array([1.2, 0.9, 0.7], "float32") + np.array([10, 0, -5], "float32")
+    dimmer = images * 0.6
+
+    def predictions(norm, *batches):
+        model = build(compose("train", ["model.depth=2", "model.filters=4", f"model.input_norm={norm}"]).model, 32)
+        return [model.predict(batch, verbose=0) for batch in batches]
+
+    plain, under_cast = predictions("channel", images, cast)
+    np.testing.assert_allclose(under_cast, plain, atol=1e-4)
+    plain, under_cast, dimmed = predictions("image", images, cast, dimmer)
+    np.testing.assert_allclose(dimmed, plain, atol=1e-4)
+    assert np.abs(under_cast - plain).max() > 1e-3
+    plain, dimmed = predictions("rescale", images, dimmer)
+    assert np.abs(dimmed - plain).max() > 1e-3
+
+
 def test_a_residual_block_adds_its_input_or_its_1x1_projection(build, compose):
     model = build(compose("train", ["model.depth=2", "model.filters=4", "model.widths=[4,4,8]",
                                     "model.block=residual"]).model, 32)
@@ -168,7 +215,8 @@ def test_deep_supervision_weighs_the_heads_as_stated(compose):
     assert float(model.compute_loss(images, ones, outputs[0])) == pytest.approx(np.log(2), rel=1e-4)  # validation
 
 
-TRAINED = ["residual", "gate", "separable", "group", "deep_supervision", "all"]  # each new layer, then all of them
+# each new layer, then all of them
+TRAINED = ["residual", "gate", "separable", "group", "channel_input", "deep_supervision", "all"]
 
 
 @pytest.mark.parametrize("option", TRAINED)

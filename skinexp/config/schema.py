@@ -55,6 +55,12 @@ class ConvKind(Choice):
     separable = "separable"  # SeparableConv2D 3x3: a depthwise 3x3, then a pointwise 1x1
 
 
+class InputNorm(Choice):
+    rescale = "rescale"  # x / 255: pixels to 0..1, every image as it was taken
+    image = "image"  # each image to zero mean and unit variance over its pixels and channels: contrast, not colour
+    channel = "channel"  # each image's channels to zero mean and unit variance apiece: also the colour cast
+
+
 class Norm(Choice):
     none = "none"
     batch = "batch"  # BatchNormalization before each ReLU of a block
@@ -168,6 +174,7 @@ class ModelConfig:
     # the first 3x3 convolution, on the image's channels; none: as `conv`. A separable one there sees 3 channels
     # through 3 depthwise filters, which is why MobileNet and Xception start with a standard convolution
     stem_conv: Optional[ConvKind] = None
+    input_norm: InputNorm = InputNorm.rescale  # what the model does to the 0..255 pixels before the first block
     norm: Norm = Norm.none  # batchnorm=true is norm=batch
     groups: int = 8  # norm=group: groups per normalisation; must divide every width
     deep_supervision: bool = False  # auxiliary heads on the lower decoder levels (skinexp.model.deep_supervision)

@@ -2,7 +2,9 @@
 
 Every option is a key of `model` (an Enum in `skinexp.config.schema`) looked up in a table below: the block
 (`plain` | `residual`), its 3x3 convolutions (`standard` | `separable`) and normalisation (`none` | `batch` |
-`group`), the up-sampling, the skip connections (`none` | an attention `gate`), and deep supervision.
+`group`), the up-sampling, the skip connections (`none` | an attention `gate`), deep supervision, and what the
+model does to the pixels first (`rescale` | per-image standardisation). Every layer is Keras' own, so a saved
+network loads with Keras alone (the served segmenter's contract).
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import keras
 from keras import layers
 
 from skinexp.config.checks import model_norm, model_widths
-from skinexp.config.schema import Attention, Block, ConvKind, Norm, Upsample
+from skinexp.config.schema import Attention, Block, ConvKind, InputNorm, Norm, Upsample
 from skinexp.errors import ConfigError
 from skinexp.model.deep_supervision import DeepSupervision
 
@@ -91,6 +93,24 @@ def _residual_block(x, width: int, style: Layers, name: str):
 BLOCKS = {Block.plain: _plain_block, Block.residual: _residual_block}
 
 
+# --- the input ---------------------------------------------------------------------------------------------------
+
+def _standardise(axes: tuple[int, ...]):
+    """Each image to zero mean and unit variance over `axes` (Keras' LayerNormalization without its scale and
+    offset, so no weights and nothing but Keras to load the saved model with); in float32 under mixed precision, on
+    the 0..255 pixels, where its epsilon (1e-3) is negligible beside any real image's variance and a flat image
+    becomes 0."""
+    return lambda x: layers.LayerNormalization(axis=axes, center=False, scale=False, dtype="float32",
+                                               name="input_norm")(x)
+
+
+INPUT_NORMS = {
+    InputNorm.rescale: lambda x: layers.Rescaling(1.0 / 255, name="rescale")(x),
+    InputNorm.image: _standardise((1, 2, 3)),  # tf.image.per_image_standardization's rule
+    InputNorm.channel: _standardise((1, 2)),  # grey world: a colour cast is a per-channel offset and gain
+}
+
+
 # --- up-sampling, skip connections, heads ------------------------------------------------------------------------
 
 def _transpose(x, width: int, name: str):
@@ -148,13 +168,14 @@ def build_unet(model_cfg, image_size: int, channels: int = 3) -> keras.Model:
             block's first 3x3 convolution, on the image; none: as `conv`); `norm` (`none` | `batch` | `group` with
             `groups`; `batchnorm=true` is `norm=batch`); `upsample` (`upsampling` | `transpose`); `attention`
             (`none` | `gate` on each skip connection); `two_channel_head` (the notebook's `Conv2D(2, 3, relu)` before
-            the output); `deep_supervision`.
+            the output); `deep_supervision`; `input_norm` (`rescale`: x / 255; `image`: each image standardised
+            over its pixels and channels; `channel`: each of its channels standardised apiece).
         image_size: square input side; must be divisible by 2**depth (checked by the config).
         channels: input channels.
 
     Returns:
         A `keras.Model` mapping images `(N, image_size, image_size, channels)` float32 in 0..255 (the model
-        rescales them to 0..1 itself) to lesion probabilities `(N, image_size, image_size, 1)` float32 in 0..1.
+        rescales or standardises them itself) to lesion probabilities `(N, image_size, image_size, 1)` float32 in 0..1.
         With `deep_supervision` it is a `DeepSupervision` model, which also returns its heads' probabilities when
         called with `training=True`, and whose `.network` is the U-Net alone. With `model=unet_seed` at 256x256x3
         it has the notebook's 31,032,837 parameters.
@@ -164,9 +185,10 @@ def build_unet(model_cfg, image_size: int, channels: int = 3) -> keras.Model:
     block = _lookup(BLOCKS, model_cfg.block, "block", Block)
     upsample = _lookup(UPSAMPLERS, model_cfg.upsample, "upsample", Upsample)
     skip_connection = _lookup(SKIPS, model_cfg.attention, "attention", Attention)
+    normalise = _lookup(INPUT_NORMS, model_cfg.input_norm, "input_norm", InputNorm)
 
     inputs = keras.Input((image_size, image_size, channels), name="image")
-    x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    x = normalise(inputs)
 
     skips = []
     for level in range(depth):
