@@ -107,7 +107,7 @@ def _standardise(axes: tuple[int, ...]):
 INPUT_NORMS = {
     InputNorm.rescale: lambda x: layers.Rescaling(1.0 / 255, name="rescale")(x),
     InputNorm.image: _standardise((1, 2, 3)),  # tf.image.per_image_standardization's rule
-    InputNorm.channel: _standardise((1, 2)),  # grey world: a colour cast is a per-channel offset and gain
+    InputNorm.channel: _standardise((1, 2)),  # a colour cast, a per-channel gain and offset, is taken out
 }
 
 
