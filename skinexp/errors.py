@@ -42,6 +42,20 @@ class TrialEnded(SkinexpError, RuntimeError):
     elsewhere; the job stops and its run ends FAILED."""
 
 
+class SweepFailed(SkinexpError, RuntimeError):
+    """Every job of a sweep failed: the sweep produced nothing to compare, so the command fails (a sweep with at
+    least one finished job succeeds; its failed jobs are FAILED runs under the parent)."""
+
+
+class PastHydra(BaseException):
+    """Carries a known error past Hydra, which turns an Exception from a job into a line of its own ("Error
+    executing job with overrides: ...") and one from a callback into a warning; the command re-raises `error`."""
+
+    def __init__(self, error: SkinexpError):
+        super().__init__(str(error))
+        self.error = error
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C: the run ends KILLED and the last finished epoch stays resumable."""
 

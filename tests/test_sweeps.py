@@ -235,3 +235,20 @@ def test_parallel_jobs_logging_the_same_new_dataset_all_get_it(tmp_path):
     assert len(runs) == jobs * rounds
     names = sorted(run.inputs.dataset_inputs[0].dataset.name for run in runs if len(run.inputs.dataset_inputs) == 1)
     assert names == sorted(f"synthetic-{round_}/training" for round_ in range(rounds) for _ in range(jobs))
+
+
+def test_a_sweep_whose_every_job_failed_fails_in_one_line_and_ends_its_parent_failed(main, tmp_path):
+    """Nothing to compare: the command exits 2 with one error line after the jobs' own lines, the parent run ends
+    FAILED with the reason and its leaderboard, and no run is left RUNNING."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = main("train", "-m", *SWEEP, "model.filters=0,-1", f"tracking.uri={uri}", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith("skinexp: error: every job of sweep ")
+    assert lines[-1].endswith("Received: 2 of 2 jobs failed")
+    assert sum(line.startswith("skinexp: job ") and " failed: " in line for line in lines) == 2
+    client, (parent,), children = _sweep_runs(uri)
+    assert parent.info.status == "FAILED" and parent.data.tags["failure_reason"] in lines[-1]
+    assert parent.data.metrics["jobs_failed"] == 2 and parent.data.metrics["jobs_finished"] == 0
+    assert {child.info.status for child in children} == {"FAILED"} and len(children) == 2
+    assert "leaderboard.md" in {artifact.path for artifact in client.list_artifacts(parent.info.run_id)}

@@ -9,16 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from skinexp.config.compose import compose, composition_errors, conf_dir, explain, register
-from skinexp.errors import ConfigError, SkinexpError
-
-
-class _Carried(BaseException):
-    """Carries a known error out of a job past Hydra's job runner, which would add a line of its own
-    ("Error executing job with overrides: ...") to any Exception; `run_hydra` re-raises the error itself."""
-
-    def __init__(self, error: SkinexpError):
-        super().__init__(str(error))
-        self.error = error
+from skinexp.errors import ConfigError, PastHydra, SkinexpError
 
 
 def _discard_run_dir() -> None:
@@ -46,7 +37,7 @@ def _task(job_name: str, started: list[bool]) -> Callable[[Any], Any]:
         except SkinexpError as error:
             if not getattr(error, "run_id", None):  # refused before any run: no empty folder left behind
                 _discard_run_dir()
-            raise _Carried(error) from error
+            raise PastHydra(error) from error
 
     return task
 
@@ -84,7 +75,7 @@ def run_hydra(command: str, config_name: str, job_name: str, args: list[str],
     try:
         hydra.main(config_path=str(conf_dir()), config_name=config_name, version_base="1.3")(
             _task(job_name, started))()
-    except _Carried as carried:
+    except PastHydra as carried:  # from a job, or from the sweep's end (every job failed)
         raise carried.error from None
     except BaseException as error:
         from skinexp.training.sweeps import end_unfinished_sweep

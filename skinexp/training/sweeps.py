@@ -12,6 +12,8 @@ from typing import Any, Optional
 
 from hydra.experimental.callback import Callback
 
+from skinexp.errors import PastHydra, SweepFailed
+
 SWEEP_KEYS_ENV = "SKINEXP_SWEEP_KEYS"
 
 
@@ -26,7 +28,8 @@ def swept_keys(config) -> list[str]:
 
 
 class SweepTracker(Callback):
-    """Opens the sweep's MLflow parent run on multirun start; logs the leaderboard and closes it at the end."""
+    """Opens the sweep's MLflow parent run on multirun start; logs the leaderboard and closes it at the end: FINISHED
+    when a job finished, else FAILED, and the command fails (SweepFailed, exit status 2)."""
 
     def __init__(self) -> None:
         self.parent_run_id: Optional[str] = None
@@ -59,14 +62,24 @@ class SweepTracker(Callback):
         table = leaderboard(children)
         finished = sum(row["status"] == "FINISHED" for row in table)
         metrics = {"jobs_total": len(table), "jobs_finished": finished, "jobs_failed": len(table) - finished}
-        tags = {}
+        failed = None
+        if table and not finished:
+            failed = SweepFailed(f"every job of sweep {self.parent_run_id} failed, so it has nothing to compare; "
+                                 f"each job's line above says why, and so does its FAILED run's failure_reason "
+                                 f"under the parent. Received: {len(table)} of {len(table)} jobs failed")
+        tags = {"failure_reason": str(failed)} if failed else {}
         best = next((row for row in table if row["status"] == "FINISHED" and not math.isnan(row["score"])), None)
         if best is not None:
             tags = {"best_child_run_id": best["run_id"], "best_child_run_name": best["run_name"]}
             metrics.update({f"best_{key}": value for key, value in best["metrics"].items()})
             metrics["best_val_image_iou"] = best["score"]  # what the leaderboard ranked
         tracking.finish_parent_run(self.parent_run_id, metrics, tags, {
-            "leaderboard.csv": leaderboard_csv(table), "leaderboard.md": leaderboard_markdown(table)})
+            "leaderboard.csv": leaderboard_csv(table), "leaderboard.md": leaderboard_markdown(table)},
+            status="FAILED" if failed else "FINISHED")
+        if failed:
+            os.environ.pop(tracking.PARENT_RUN_ENV, None)
+            print(leaderboard_markdown(table), flush=True)
+            raise PastHydra(failed)  # Hydra would turn an Exception from a callback into a warning
         try:  # the report must not fail a sweep that trained
             report = compare_sweep(self.parent_run_id, Path(config.hydra.sweep.dir) / "comparison")
             if report is not None:
