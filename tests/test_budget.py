@@ -28,6 +28,40 @@ def _history(client, run_id, key):
     return [m.value for m in sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)]
 
 
+def _underpriced_minutes_run(main, tmp_path, store, monkeypatch, minutes: float):
+    """A minutes run of 48 synthetic images whose probe prices a step at a third of its time and compiling at
+    nothing, so that it plans about three times the steps its budget affords; returns its output and run."""
+    from skinexp.training import train as train_module
+
+    probe = train_module.probe_step_seconds
+    monkeypatch.setattr(train_module, "probe_step_seconds",
+                        lambda *args, **kwargs: (probe(*args, **kwargs)[0] / 3, 0.0))
+    args = [*BUDGETED, "dataset.num_samples=48", "train.sample_count=0", "train.deterministic=true",
+            f"train.budget.minutes={minutes}", *store["overrides"]]
+    result = main("train", *args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = MlflowClient(store["uri"])
+    (run,) = client.search_runs([client.get_experiment_by_name("skinexp").experiment_id])
+    assert run.data.params["train.budget_kind"] == "minutes" and float(run.data.params["budget_probe_step_seconds"]) > 0
+    return result, run
+
+
+def _rerun_matches(main, tmp_path, store, run, keys):
+    """`rerun` of `run` trains its recorded steps and plan to the same `keys` per epoch (to 1e-6); returns the
+    rerun's output."""
+    client = MlflowClient(store["uri"])
+    rerun = main("rerun", run.info.run_id, f"tracking.uri={store['uri']}", cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    (again,) = client.search_runs([run.info.experiment_id], f"tags.rerun_of = '{run.info.run_id}'")
+    assert again.data.params["train.budget_kind"] == "steps"
+    assert again.data.params["train.steps"] == run.data.params["train.steps"] == again.data.params["train.budget.steps"]
+    assert json.loads(again.data.params["train.budget.plan"]) == json.loads(run.data.params["train.budget_plan"])
+    for key in keys:
+        assert _history(client, again.info.run_id, key) == pytest.approx(_history(client, run.info.run_id, key),
+                                                                          rel=1e-6, abs=1e-6), key
+    return rerun
+
+
 def test_images_and_steps_count_the_partial_last_batch_of_every_epoch():
     assert images_after(7, images=10, batch_size=4, steps_per_epoch=3) == 2 * 10 + 4  # 4+4+2, twice, then 4
     assert steps_for_images(24, images=10, batch_size=4, steps_per_epoch=3) == 7
@@ -134,6 +168,36 @@ def test_a_minutes_budget_is_revised_to_the_time_left_within_its_limits():
     assert revised_steps(many, 20, 16.0, 0.4) is None
 
 
+def test_a_minutes_run_is_overrun_past_its_tolerance_only():
+    minutes = Plan(100, 10, "minutes", revisions=[[0, 100]], seconds=60.0)
+    assert not minutes.overrun(60.0) and not minutes.overrun(61.19)  # within 2 % of the budget
+    assert minutes.overrun(61.21)
+    assert not Plan(100, 10, "steps").overrun(1e9)  # a rerun's steps are fixed
+
+
+@pytest.mark.slow
+def test_a_minutes_run_stops_at_its_budget_mid_epoch_and_a_rerun_replays_the_stop(main, tmp_path, store,
+                                                                                 monkeypatch):
+    """The probe prices a step at a third of its time and the epochs' ends never revise the plan (as when the
+    machine slows within the last epoch, after the last revision): the run would train about three times its
+    budget. It stops as its training time passes the budget's tolerance instead, part-way through an epoch, records
+    the stop as a revision, and a rerun stops at the same step with the same weights."""
+    from skinexp.training import budget as budget_module
+
+    monkeypatch.setattr(budget_module, "revised_steps", lambda *args, **kwargs: None)
+    result, run = _underpriced_minutes_run(main, tmp_path, store, monkeypatch, 0.4)  # past compiling, slowest CPU
+    assert "training minutes are spent after" in result.stdout
+    client = MlflowClient(store["uri"])
+    planned, *_, (stop_at, total) = json.loads(run.data.params["train.budget_plan"])
+    assert stop_at == total == int(run.data.params["train.steps"]) < planned[1]
+    images = _history(client, run.info.run_id, "images_seen")
+    per_epoch = int(images[0])  # the first epoch is whole: 24 s hold many
+    assert images[-1] == images_after(stop_at, per_epoch, 4, math.ceil(per_epoch / 4))
+    seconds = _history(client, run.info.run_id, "training_seconds")
+    assert 0.4 * 60 * 1.02 < seconds[-1] < 0.4 * 60 * 1.02 + 1.0  # stopped at the first step past the tolerance
+    _rerun_matches(main, tmp_path, store, run, ("images_seen", "learning_rate", "val_loss", "loss"))
+
+
 def test_a_rerun_of_a_minutes_run_trains_its_recorded_steps_not_the_clock(main, tmp_path, store):
     result = main("train", *BUDGETED, "train.deterministic=true", "train.budget.minutes=0.05", *store["overrides"],
                   cwd=tmp_path)
@@ -156,40 +220,19 @@ def test_a_rerun_of_a_minutes_run_trains_its_recorded_steps_not_the_clock(main, 
 @pytest.mark.slow
 def test_a_minutes_run_revised_as_it_goes_records_its_plan_and_reruns_it_exactly(main, tmp_path, store, monkeypatch):
     """The probe, made to price a step at a third of its time and compiling at nothing, plans well over the steps
-    the budget affords:
-    the run revises its plan down, logs it, ends with its schedule at the revised total, and a rerun trains those
-    steps at the same rates to the same weights (it cannot read the clock: it replays the plan)."""
-    from skinexp.training import train as train_module
-
-    probe = train_module.probe_step_seconds
-    monkeypatch.setattr(train_module, "probe_step_seconds",
-                        lambda *args, **kwargs: (probe(*args, **kwargs)[0] / 3, 0.0))
-    args = [*BUDGETED, "dataset.num_samples=48", "train.sample_count=0", "train.deterministic=true",
-            "train.budget.minutes=0.75", *store["overrides"]]  # well past compiling on the slowest CPU seen
-    result = main("train", *args, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
+    the budget affords: the run revises its plan down, logs it, ends with its schedule at the revised total, and a
+    rerun trains those steps at the same rates to the same weights (it cannot read the clock: it replays the plan)."""
+    result, run = _underpriced_minutes_run(main, tmp_path, store, monkeypatch, 0.75)  # well past compiling
     assert "the plan is now" in result.stdout
     client = MlflowClient(store["uri"])
-    (run,) = client.search_runs([client.get_experiment_by_name("skinexp").experiment_id])
-    params = run.data.params
-    assert params["train.budget_kind"] == "minutes" and float(params["budget_probe_step_seconds"]) > 0
-    revisions = json.loads(params["train.budget_plan"])
+    revisions = json.loads(run.data.params["train.budget_plan"])
     assert len(revisions) >= 2 and revisions[1][1] < revisions[0][1]  # revised down
-    assert int(params["train.steps"]) == revisions[-1][1]
+    assert int(run.data.params["train.steps"]) == revisions[-1][1]
     assert _history(client, run.info.run_id, "planned_steps")[-1] == revisions[-1][1]
     rates = _history(client, run.info.run_id, "learning_rate")
     assert rates[-1] == pytest.approx(1e-5, rel=0.05)  # the schedule reached its end at the revised total
-
-    rerun = main("rerun", run.info.run_id, f"tracking.uri={store['uri']}", cwd=tmp_path)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    rerun = _rerun_matches(main, tmp_path, store, run, ("images_seen", "learning_rate", "val_iou", "loss"))
     assert "the plan is now" not in rerun.stdout
-    (again,) = client.search_runs([run.info.experiment_id], f"tags.rerun_of = '{run.info.run_id}'")
-    assert again.data.params["train.budget_kind"] == "steps"
-    assert again.data.params["train.steps"] == params["train.steps"] == again.data.params["train.budget.steps"]
-    assert json.loads(again.data.params["train.budget.plan"]) == revisions
-    for key in ("images_seen", "learning_rate", "val_iou", "loss"):
-        assert _history(client, again.info.run_id, key) == pytest.approx(_history(client, run.info.run_id, key),
-                                                                          rel=1e-6, abs=1e-6), key
 
 
 @pytest.mark.slow

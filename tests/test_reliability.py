@@ -137,7 +137,7 @@ def test_nan_loss_stops_at_once_fails_the_run_and_exits_2(tmp_path, main, store)
 
 def test_an_interrupt_during_an_epochs_end_is_held_until_it_ends_and_a_second_one_is_not():
     from skinexp.errors import Terminated
-    from skinexp.training.callbacks import Interrupts
+    from skinexp.training.interrupts import Interrupts
 
     previous = {signum: signal.getsignal(signum) for signum in Interrupts.SIGNALS}
     signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a user's process (xdist's workers ignore it)
@@ -164,7 +164,7 @@ def test_an_interrupt_during_an_epochs_end_is_held_until_it_ends_and_a_second_on
 
 
 def test_a_signal_the_process_ignores_stays_ignored_through_training():
-    from skinexp.training.callbacks import Interrupts
+    from skinexp.training.interrupts import Interrupts
 
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:

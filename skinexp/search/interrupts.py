@@ -1,7 +1,7 @@
 """How a search meets SIGINT and SIGTERM: both raise (KeyboardInterrupt, `Terminated`) anywhere in the sweep, and
 neither lands inside a write to the study.
 
-Training holds the signals through each epoch's end itself (`skinexp.training.callbacks.Interrupts`, a Keras
+Training holds the signals through each epoch's end itself (`skinexp.training.interrupts.Interrupts`, a Keras
 module the sweeper does not import); these cover the rest of a search in the main thread.
 """
 from __future__ import annotations

@@ -9,7 +9,11 @@ step time (the mean step plus the epoch start-up spread over an epoch's steps), 
 16-step epochs can misjudge a long run (runs of 5 minutes trained -2 % to +24 % of their budget on it alone), so
 after every epoch from the second the run measures its own training time and, when the steps planned would miss
 the budget by more than REVISE_TOLERANCE of it, revises them (`revised_steps`): the schedule keeps its progress
-and stretches or shortens what is left (`skinexp.model.optim.RevisedCosine`), never a cut at a high rate.
+and stretches or shortens what is left (`skinexp.model.optim.RevisedCosine`), never a cut at a high rate. An epoch's
+end can come too late for that (a 5-minute run of 50-step epochs trained 13 % over its budget when the machine
+slowed in its last one), so a run whose training time passes the budget by more than REVISE_TOLERANCE stops at the
+step it has reached (`Plan.overrun`; after the epochs' revisions, late in its decay), and the stop is recorded as
+a revision to that step.
 
 A clock cannot be rerun, so the revisions are recorded: param `train.budget_plan` (`[[0, planned], [at_step,
 total], ...]`) and `train.steps` (the last total). `rerun` trains `train.budget.steps` with `train.budget.plan` set
@@ -45,9 +49,9 @@ class Plan:
     """How a run trains: `steps` optimizer steps over `epochs` epochs of `steps_per_epoch` (the last partial).
 
     `revisions` is a minutes budget's plan so far, `[[0, planned], [at_step, total], ...]` (empty for other
-    kinds); `pending` the recorded revisions a rerun still has to replay, each at the end of the epoch whose last
-    step is its `at_step`, as the run made it (`KeepToBudget`); `seconds` the training seconds a minutes budget
-    allows, set only while the run may still revise its steps.
+    kinds); `pending` the recorded revisions a rerun still has to replay, as the run made them (`KeepToBudget`):
+    each at the end of the epoch whose last step is its `at_step`, a stop (its total `at_step`) at that step;
+    `seconds` the training seconds a minutes budget allows, set only while the run may still revise its steps.
     """
 
     steps: int
@@ -83,6 +87,11 @@ class Plan:
         """What a minutes run logs once its steps are known (at its end, or when interrupted): `train.steps` and
         the plan its revisions made, `train.budget_plan` (a resumed run logs the plan it kept, the same values)."""
         return {"train.steps": self.steps, "train.budget_plan": json.dumps(self.revisions)}
+
+    def overrun(self, training_seconds: float) -> bool:
+        """Whether a minutes run's training time has passed its budget by more than REVISE_TOLERANCE (never for
+        a run whose steps are fixed): its last epoch's end comes too late to correct, so it stops at once."""
+        return self.seconds is not None and training_seconds > (1 + REVISE_TOLERANCE) * self.seconds
 
     def replay_until(self, step: int) -> list[list[int]]:
         """Moves the pending revisions made at or before `step` into the plan; returns them."""

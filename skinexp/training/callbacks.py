@@ -1,9 +1,8 @@
-"""Keras callbacks that feed MLflow: per-epoch metrics and throughput, sample masks, epoch state, interrupts."""
+"""Keras callbacks that feed MLflow and keep a run to its plan: per-epoch metrics and throughput, the budget's
+steps, sample masks, epoch state (interrupts: `skinexp.training.interrupts`)."""
 from __future__ import annotations
 
 import os
-import signal
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +11,6 @@ import keras
 import numpy as np
 
 from skinexp import tracking
-from skinexp.errors import Terminated
 from skinexp.evaluation import figures
 from skinexp.training.resume import LAST_MODEL, write_state
 
@@ -91,12 +89,14 @@ class KeepToBudget(TrainingClock):
     and the early ones may too, e.g. JAX for a partial batch) and, when they would miss the budget by more than
     `budget.REVISE_TOLERANCE`, the plan and its RevisedCosine schedule are revised from the next step on (the
     schedule reads them from an optimizer variable: no new trace). A rerun's plan replays its recorded revisions
-    instead, at the same epochs' ends. It runs before the epoch's state is kept, so `last.keras` and `state.json`
-    hold the revised plan."""
+    instead, at the same epochs' ends. Between epoch ends, a run whose training time passes the budget by more than
+    the tolerance stops at that step (the last epoch's end would come too late: a 5-minute run trained 13 % over
+    when the machine slowed in its last epoch), recorded as a revision whose total is its step. It runs before the
+    epoch's state is kept, so `last.keras` and `state.json` hold the revised plan."""
 
-    def __init__(self, plan, print_line: Callable[[str], None] = print):
+    def __init__(self, plan, print_line: Callable[[str], None] = print, steps_per_execution: int = 1):
         super().__init__()
-        self.plan, self.print_line = plan, print_line
+        self.plan, self.print_line, self.steps_per_execution = plan, print_line, steps_per_execution
         self.seconds: list[float] = []  # training seconds of each epoch (validation excluded)
         self.steps: list[int] = []
 
@@ -109,6 +109,27 @@ class KeepToBudget(TrainingClock):
         if not isinstance(self.schedule, RevisedCosine):
             raise TypeError(f"a minutes budget trains on a RevisedCosine schedule. "
                             f"Received: {type(self.schedule).__name__}")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        super().on_epoch_begin(epoch, logs)
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        """The clock's last word, between epoch ends: when the training time passes the budget by more than its
+        tolerance (`Plan.overrun`), the run stops at this step, a revision recorded like the others (its total is
+        its step), so that a rerun replays the stop at the same step."""
+        done = self._epoch * self.plan.steps_per_epoch + (batch + 1) * self.steps_per_execution
+        if self.plan.pending:
+            if self.plan.pending[0][0] == done and self.plan.pending[0][1] <= done:
+                for at_step, total in self.plan.replay_until(done):
+                    self._revise(at_step, total)
+            return
+        if done < self.plan.steps and self.plan.overrun(sum(self.seconds) + self.train_seconds(time.perf_counter())):
+            was = self.plan.steps
+            self.plan.revise(done, done)
+            self._revise(done, done)
+            self.print_line(f"skinexp: budget: the {self.plan.seconds / 60:g} training minutes are spent after "
+                            f"{done} steps; the run stops there (the plan was {was})")
 
     def on_epoch_end(self, epoch, logs=None):
         from skinexp.training.budget import revised_steps
@@ -211,75 +232,6 @@ class EpochState(keras.callbacks.Callback):
         scalars = {key: float(value) for key, value in (logs or {}).items() if np.ndim(value) == 0}
         write_state(self.directory, epoch + 1, float(self.checkpoint.best), scalars,
                     self.plan.revisions if self.plan is not None else None)
-
-
-class Interrupts:
-    """Training's SIGINT and SIGTERM handlers: SIGINT raises `KeyboardInterrupt`, SIGTERM `Terminated`; one that
-    arrives while `deferring` (an epoch's end, see `DeferInterrupts`) is held and raised when that ends; a second
-    one is raised at once.
-
-    A context manager that installs the handlers in the main thread (elsewhere Python cannot) and puts the
-    previous ones back; a signal the process was started ignoring (a worker left to its parent) stays ignored.
-    Blocking the signals with `pthread_sigmask` would not do: the mask is per thread, the kernel hands a
-    process-directed signal to any of TensorFlow's threads, and Python then runs the handler in the main thread
-    at its next bytecode, wherever that is.
-    """
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self):
-        self.deferring = False
-        self.pending: int | None = None
-        self._previous: dict[int, object] = {}
-
-    def __enter__(self) -> Interrupts:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = {signum: signal.signal(signum, self._handle) for signum in self.SIGNALS
-                              if signal.getsignal(signum) is not signal.SIG_IGN}
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-        self._previous, self.deferring, self.pending = {}, False, None
-
-    def _handle(self, signum, frame) -> None:
-        if self.deferring and self.pending is None:
-            self.pending = signum
-            return
-        self._raise(signum)  # a second one while deferring too: an escape if the epoch's end hangs
-
-    @staticmethod
-    def _raise(signum: int) -> None:
-        if signum == signal.SIGTERM:
-            raise Terminated("terminated (SIGTERM)")
-        raise KeyboardInterrupt
-
-    def defer(self) -> None:
-        self.deferring = True
-
-    def release(self) -> None:
-        """Ends the deferral and raises the interrupt held meanwhile, if any."""
-        self.deferring = False
-        signum, self.pending = self.pending, None
-        if signum is not None:
-            self._raise(signum)
-
-
-class DeferInterrupts(keras.callbacks.Callback):
-    """Holds SIGINT/SIGTERM through an epoch's end: `defer=True` as the first callback, `defer=False` after the
-    end-of-epoch work. An interrupt then never falls between keeping an epoch's state and logging its metrics,
-    so resuming neither skips nor repeats a step."""
-
-    def __init__(self, interrupts: Interrupts, defer: bool):
-        super().__init__()
-        self.interrupts, self.defer = interrupts, defer
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.defer:
-            self.interrupts.defer()
-        else:
-            self.interrupts.release()
 
 
 class ReportToTrial(keras.callbacks.Callback):

@@ -80,16 +80,15 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
     from skinexp.model.deep_supervision import DeepSupervision  # also registers it, for resuming from last.keras
     from skinexp.training.callbacks import (
         AveragedWeights,
-        DeferInterrupts,
         EpochLogger,
         EpochState,
-        Interrupts,
         KeepToBudget,
         PlanProgbar,
         ReportToTrial,
         SampleMasks,
         StopAtStep,
     )
+    from skinexp.training.interrupts import DeferInterrupts, Interrupts
 
     precision, decided_by = runtime.resolve_precision(cfg.train.precision, backend)
     if cfg.train.precision == Precision.auto:
@@ -136,7 +135,8 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
     callbacks = [
         keras.callbacks.TerminateOnNaN(raise_error=True),  # before any callback sees the batch
         DeferInterrupts(interrupts, defer=True),
-        *([KeepToBudget(training_plan)] if training_plan.seconds or training_plan.pending else []),
+        *([KeepToBudget(training_plan, steps_per_execution=train_cfg.steps_per_execution)]
+          if training_plan.seconds or training_plan.pending else []),
         *([averaged, averaged.swap_at_epoch_end()] if averaged else []),  # optim.ema: the checkpoint keeps the average
         checkpoint,
         *([averaged.swap_at_epoch_end()] if averaged else []),
