@@ -175,6 +175,29 @@ def test_a_minutes_run_is_overrun_past_its_tolerance_only():
     assert not Plan(100, 10, "steps").overrun(1e9)  # a rerun's steps are fixed
 
 
+@pytest.mark.parametrize("steps_per_execution, trained", [(1, 13), (2, 14), (3, 13), (7, 15)])
+def test_a_plan_ends_at_its_steps_whatever_the_steps_per_execution(steps_per_execution, trained):
+    """Keras 3 ends a batch of k steps at the index of its last step (k - 1, 2k - 1, ...), and an epoch's last batch
+    holds what is left of it. 13 steps of 5-step epochs end in the third epoch, at the end of the batch holding the
+    13th step: k=2 trains batches [10, 11], [12, 13]; k=7 the whole epoch. (Counting batches x k stopped k=2 after
+    9 steps, k=3 and k=7 after 5.)"""
+    import keras
+    import numpy as np
+
+    from skinexp.training.callbacks import StopAtStep
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse", steps_per_execution=steps_per_execution)
+    training_plan = Plan(13, 5, "steps")
+    history = model.fit(np.ones((20, 2), "float32"), np.ones((20, 1), "float32"), batch_size=4,
+                        epochs=training_plan.epochs + 1, callbacks=[StopAtStep(training_plan)], verbose=0,
+                        shuffle=False)
+    assert int(model.optimizer.iterations) == trained
+    assert len(history.epoch) == 3
+    assert [training_plan.steps_at(2, end) for end in (0, 1, 3, 4, 6)] == [11, 12, 14, 15, 15]
+
+
 @pytest.mark.slow
 def test_a_minutes_run_stops_at_its_budget_mid_epoch_and_a_rerun_replays_the_stop(main, tmp_path, store,
                                                                                  monkeypatch):

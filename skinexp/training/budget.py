@@ -79,6 +79,13 @@ class Plan:
             return math.ceil(MAX_GROWTH * self.revisions[0][1] / self.steps_per_epoch)
         return math.ceil(max([self.steps] + [total for _, total in self.pending]) / self.steps_per_epoch)
 
+    def steps_at(self, epoch: int, end_step: int) -> int:
+        """The optimizer steps done when Keras ends a batch of epoch `epoch` (0-based). `end_step` is what Keras 3
+        passes `on_train_batch_end`: the index within the epoch of the batch's last step, so with
+        `train.steps_per_execution=k` the batches end at k - 1, 2k - 1, ... An epoch's last batch may hold fewer steps
+        than k: the count stops at the epoch's end."""
+        return epoch * self.steps_per_epoch + min(end_step + 1, self.steps_per_epoch)
+
     def revise(self, at_step: int, total: int) -> None:
         self.revisions.append([at_step, total])
         self.steps = total

@@ -69,18 +69,19 @@ class EpochLogger(TrainingClock):
 class StopAtStep(keras.callbacks.Callback):
     """Ends training after the plan's optimizer steps (`skinexp.training.budget.Plan`, which a minutes budget
     revises as it goes): the last epoch stops part-way, after its validation and epoch-end callbacks run as for any
-    other epoch (Keras checks `stop_training` after every batch)."""
+    other epoch (Keras checks `stop_training` after every batch; with `train.steps_per_execution=k` a batch is k
+    steps, so a plan that is not a multiple of k trains to the end of the batch it ends in)."""
 
-    def __init__(self, plan, steps_per_execution: int = 1):
+    def __init__(self, plan):
         super().__init__()
-        self.plan, self.steps_per_execution = plan, steps_per_execution
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self._epoch * self.plan.steps_per_epoch + (batch + 1) * self.steps_per_execution >= self.plan.steps:
-            self.model.stop_training = True
+        self.plan = plan
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.plan.steps_at(self._epoch, batch) >= self.plan.steps:
+            self.model.stop_training = True
 
 
 class KeepToBudget(TrainingClock):
@@ -94,9 +95,9 @@ class KeepToBudget(TrainingClock):
     when the machine slowed in its last epoch), recorded as a revision whose total is its step. It runs before the
     epoch's state is kept, so `last.keras` and `state.json` hold the revised plan."""
 
-    def __init__(self, plan, print_line: Callable[[str], None] = print, steps_per_execution: int = 1):
+    def __init__(self, plan, print_line: Callable[[str], None] = print):
         super().__init__()
-        self.plan, self.print_line, self.steps_per_execution = plan, print_line, steps_per_execution
+        self.plan, self.print_line = plan, print_line
         self.seconds: list[float] = []  # training seconds of each epoch (validation excluded)
         self.steps: list[int] = []
 
@@ -118,7 +119,7 @@ class KeepToBudget(TrainingClock):
         """The clock's last word, between epoch ends: when the training time passes the budget by more than its
         tolerance (`Plan.overrun`), the run stops at this step, a revision recorded like the others (its total is
         its step), so that a rerun replays the stop at the same step."""
-        done = self._epoch * self.plan.steps_per_epoch + (batch + 1) * self.steps_per_execution
+        done = self.plan.steps_at(self._epoch, batch)
         if self.plan.pending:
             if self.plan.pending[0][0] == done and self.plan.pending[0][1] <= done:
                 for at_step, total in self.plan.replay_until(done):

@@ -135,8 +135,7 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
     callbacks = [
         keras.callbacks.TerminateOnNaN(raise_error=True),  # before any callback sees the batch
         DeferInterrupts(interrupts, defer=True),
-        *([KeepToBudget(training_plan, steps_per_execution=train_cfg.steps_per_execution)]
-          if training_plan.seconds or training_plan.pending else []),
+        *([KeepToBudget(training_plan)] if training_plan.seconds or training_plan.pending else []),
         *([averaged, averaged.swap_at_epoch_end()] if averaged else []),  # optim.ema: the checkpoint keeps the average
         checkpoint,
         *([averaged.swap_at_epoch_end()] if averaged else []),
@@ -145,7 +144,7 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
         SampleMasks(splits.val.images[:sample_count], splits.val.masks[:sample_count], train_cfg.sample_every,
                     from_start=resume is None, epochs=lambda: training_plan.epochs),
         DeferInterrupts(interrupts, defer=False),
-        StopAtStep(training_plan, train_cfg.steps_per_execution),
+        StopAtStep(training_plan),
         PlanProgbar(training_plan),
     ]
     if cfg.optim.schedule == Schedule.plateau:
