@@ -21,7 +21,7 @@ def _train_cfg(**budget):
     from omegaconf import OmegaConf
 
     full = OmegaConf.create({"minutes": None, "gflop": None, "steps": None, **budget})
-    return SimpleNamespace(epochs=3, batch_size=4, budget=full)
+    return SimpleNamespace(epochs=3, batch_size=4, steps_per_execution=1, budget=full)
 
 
 def _history(client, run_id, key):
@@ -196,6 +196,10 @@ def test_a_plan_ends_at_its_steps_whatever_the_steps_per_execution(steps_per_exe
     assert int(model.optimizer.iterations) == trained
     assert len(history.epoch) == 3
     assert [training_plan.steps_at(2, end) for end in (0, 1, 3, 4, 6)] == [11, 12, 14, 15, 15]
+    train_cfg = _train_cfg(steps=13)
+    train_cfg.steps_per_execution = steps_per_execution
+    resolved = plan(train_cfg, images=20, steps_per_epoch=5, flops_per_image=1, probe=None)
+    assert resolved.steps == trained  # the plan is the steps the run trains: its schedule and images_seen count them
 
 
 @pytest.mark.slow

@@ -51,7 +51,8 @@ class Plan:
     `revisions` is a minutes budget's plan so far, `[[0, planned], [at_step, total], ...]` (empty for other
     kinds); `pending` the recorded revisions a rerun still has to replay, as the run made them (`KeepToBudget`):
     each at the end of the epoch whose last step is its `at_step`, a stop (its total `at_step`) at that step;
-    `seconds` the training seconds a minutes budget allows, set only while the run may still revise its steps.
+    `seconds` the training seconds a minutes budget allows, set only while the run may still revise its steps;
+    `steps_per_execution` the steps of one Keras batch (`train.steps_per_execution`), which a run can only stop after.
     """
 
     steps: int
@@ -62,6 +63,7 @@ class Plan:
     revisions: list[list[int]] = field(default_factory=list)
     pending: list[list[int]] = field(default_factory=list)
     seconds: Optional[float] = None
+    steps_per_execution: int = 1
 
     @property
     def epochs(self) -> int:
@@ -85,6 +87,14 @@ class Plan:
         `train.steps_per_execution=k` the batches end at k - 1, 2k - 1, ... An epoch's last batch may hold fewer steps
         than k: the count stops at the epoch's end."""
         return epoch * self.steps_per_epoch + min(end_step + 1, self.steps_per_epoch)
+
+    def batch_end(self, steps: int) -> int:
+        """The fewest steps, at least `steps`, that end a Keras batch: the end of the batch that holds step `steps`
+        (with `train.steps_per_execution=k`, k, 2k, ... into its epoch, or the epoch's end). A plan of these steps is
+        what the run trains, so its schedule, `train.steps` and `images_seen` count the steps trained."""
+        epoch = (steps - 1) // self.steps_per_epoch
+        batches = math.ceil((steps - epoch * self.steps_per_epoch) / self.steps_per_execution)
+        return self.steps_at(epoch, batches * self.steps_per_execution - 1)
 
     def revise(self, at_step: int, total: int) -> None:
         self.revisions.append([at_step, total])
@@ -119,7 +129,7 @@ def revised_steps(plan: Plan, steps_done: int, training_seconds: float, seconds_
     if abs(projected - plan.seconds) <= REVISE_TOLERANCE * plan.seconds:
         return None
     affordable = steps_done + max(0, int((plan.seconds - training_seconds) / seconds_per_step))
-    total = min(affordable, MAX_GROWTH * plan.revisions[0][1])
+    total = plan.batch_end(min(affordable, MAX_GROWTH * plan.revisions[0][1]))
     return total if total != plan.steps else None
 
 
@@ -162,23 +172,31 @@ def plan(train_cfg, *, images: int, steps_per_epoch: int, flops_per_image: int,
          probe: Callable[[], tuple[float, float]]) -> Plan:
     """The run's Plan from `train.budget` (else `train.epochs`). `probe` returns (one training step's seconds, the
     seconds compiling costs the first epoch); it is called for a minutes budget only, whose steps are what is
-    left of the minutes after compiling, at that step time."""
+    left of the minutes after compiling, at that step time. The steps resolved end a Keras batch
+    (`Plan.batch_end`: with `train.steps_per_execution=k` a run stops only at the end of a batch of k)."""
     kind = check_budget(train_cfg.budget)
+    per_execution = int(train_cfg.steps_per_execution)
     if kind is None:
-        return Plan(train_cfg.epochs * steps_per_epoch, steps_per_epoch, "epochs")
+        return Plan(train_cfg.epochs * steps_per_epoch, steps_per_epoch, "epochs", steps_per_execution=per_execution)
     if kind == "steps":
         recorded = [list(pair) for pair in train_cfg.budget.get("plan") or []]
-        if not recorded:
-            return Plan(int(train_cfg.budget.steps), steps_per_epoch, kind)
-        return Plan(recorded[0][1], steps_per_epoch, kind, revisions=recorded[:1], pending=recorded[1:])
-    if kind == "gflop":
+        if recorded:  # a rerun replays what its run trained
+            return Plan(recorded[0][1], steps_per_epoch, kind, revisions=recorded[:1], pending=recorded[1:],
+                        steps_per_execution=per_execution)
+        resolved = Plan(int(train_cfg.budget.steps), steps_per_epoch, kind, steps_per_execution=per_execution)
+    elif kind == "gflop":
         needed = math.ceil(float(train_cfg.budget.gflop) * 1e9 / flops_per_image)
-        return Plan(max(1, steps_for_images(needed, images, train_cfg.batch_size, steps_per_epoch)),
-                    steps_per_epoch, kind)
-    step_seconds, compiling = probe()
-    seconds = float(train_cfg.budget.minutes) * 60
-    steps = max(1, int((seconds - compiling) / step_seconds))
-    return Plan(steps, steps_per_epoch, kind, step_seconds, compiling, revisions=[[0, steps]], seconds=seconds)
+        resolved = Plan(max(1, steps_for_images(needed, images, train_cfg.batch_size, steps_per_epoch)),
+                        steps_per_epoch, kind, steps_per_execution=per_execution)
+    else:
+        step_seconds, compiling = probe()
+        seconds = float(train_cfg.budget.minutes) * 60
+        resolved = Plan(max(1, int((seconds - compiling) / step_seconds)), steps_per_epoch, kind, step_seconds,
+                        compiling, seconds=seconds, steps_per_execution=per_execution)
+    resolved.steps = resolved.batch_end(resolved.steps)
+    if resolved.seconds is not None:
+        resolved.revisions = [[0, resolved.steps]]
+    return resolved
 
 
 def probe_split(train: Split, batch_size: int, steps_per_execution: int = 1) -> Split:
