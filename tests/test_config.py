@@ -147,10 +147,12 @@ def test_depth_must_leave_a_2x2_bottleneck(compose):
     (["model.norm=group", "model.groups=4", "model.widths=[8,16,24,32,50]"], "model.groups must divide every width "
      "for model.norm=group. Received: model.groups=4 with widths 8, 16, 24, 32, 50 (model.widths)"),
     (["model.groups=0"], "model.groups must be positive. Received: model.groups=0"),
+    (["train.max_steps_per_epoch=0"], "train.max_steps_per_epoch must be positive. "
+     "Received: train.max_steps_per_epoch=0"),
     (["model.deep_supervision=true", "model.depth=1"], "model.deep_supervision needs model.depth >= 2 (its heads sit "
      "on the decoder levels below full resolution). Received: model.deep_supervision=true with model.depth=1"),
 ])
-def test_model_options_that_cannot_work_together_are_refused_in_one_line(compose, overrides, message):
+def test_options_that_cannot_work_are_refused_in_one_line(compose, overrides, message):
     with pytest.raises(ConfigError) as error:
         check_train(compose("train", overrides))
     assert str(error.value) == message

@@ -135,6 +135,8 @@ def check_train_section(train: Any) -> None:
         raise ConfigError(f"train.jit_compile must be one of {', '.join(JIT_COMPILE)}. "
                           f"Received: train.jit_compile={train.jit_compile}")
     _positive(train, "train", ("epochs", "batch_size", "sample_every", "steps_per_execution"))
+    if train.max_steps_per_epoch is not None:
+        _positive(train, "train", ("max_steps_per_epoch",))
     _non_negative(train, "train", ("sample_count", "early_stopping"))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+from typing import Optional
 
 import keras
 import numpy as np
@@ -26,10 +27,10 @@ class BatchSequence(keras.utils.PyDataset):
     """
 
     def __init__(self, split: Split, batch_size: int, *, training: bool, seed: int, augment_cfg=None,
-                 workers: int = DEFAULT_WORKERS):
+                 workers: int = DEFAULT_WORKERS, max_batches: Optional[int] = None):
         super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=8)
         self.split, self.batch_size, self.training, self.seed = split, batch_size, training, seed
-        self.augment_cfg = augment_cfg
+        self.augment_cfg, self.max_batches = augment_cfg, max_batches
         self.epoch = 0
         self._order, self._seeds = self._draw(0)
 
@@ -41,7 +42,8 @@ class BatchSequence(keras.utils.PyDataset):
         return rng.permutation(count), rng.integers(0, SEED_LIMIT, count)
 
     def __len__(self) -> int:
-        return math.ceil(len(self.split) / self.batch_size)
+        batches = math.ceil(len(self.split) / self.batch_size)
+        return batches if self.max_batches is None else min(batches, self.max_batches)
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         if not 0 <= index < len(self):

@@ -99,7 +99,7 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
     train_cfg = cfg.train
     steps_per_epoch = _steps(len(splits.train), train_cfg.batch_size, train_cfg.max_steps_per_epoch)
     train_data = make_dataset(splits.train, train_cfg.batch_size, training=True, seed=train_cfg.seed,
-                              augment_cfg=cfg.augment)
+                              augment_cfg=cfg.augment, max_batches=train_cfg.max_steps_per_epoch)
     val_data = make_dataset(splits.val, train_cfg.batch_size, training=False, seed=train_cfg.seed)
 
     checkpoint_dir = resume.checkpoint_dir if resume else output_dir / "checkpoints"
@@ -184,7 +184,6 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
             try:
                 model.fit(train_data, validation_data=val_data, epochs=training_plan.most_epochs, callbacks=callbacks,
                           initial_epoch=resume.epoch if resume else 0,
-                          steps_per_epoch=steps_per_epoch if train_cfg.max_steps_per_epoch else None,
                           verbose=keras_verbosity(train_cfg.verbose), shuffle=False)  # the dataset shuffles itself
             except RuntimeError as error:  # TerminateOnNaN's, at the first NaN or infinite batch loss
                 if "NaN or Inf loss" not in str(error):
