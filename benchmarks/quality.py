@@ -12,7 +12,12 @@ over the test images. The per-epoch val IoU is read back against the run's `trai
 Goal (issue "Budgeted training"): mean per-image test IoU >= 0.86 within 20 training minutes on a processor with
 bf16 (AVX512_BF16 or AMX). The JSON records the CPU model and flags and the load, and the figure is drawn from it.
 
+One run per budget is one training seed. `--seeds 1,2 --add-to docs/quality_over_time.json` repeats one budget
+with those `train.seed`s, on the same machine and recipe as that JSON, and adds them to it as `seed_repeats` (with
+their own command, commit and load): the budget's mean over the seeds, their sd and a Student t 95 % interval.
+
     python benchmarks/quality.py [--root DIR] [--budgets 20,10,5] [--out docs] [--extra OVERRIDE ...]
+    python benchmarks/quality.py --budgets 20 --seeds 1,2 --add-to docs/quality_over_time.json
 """
 from __future__ import annotations
 
@@ -26,7 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from machine import metadata, write
+import numpy as np
+from machine import load, metadata, write
 
 GOAL = 0.86
 RECIPE = ["+experiment=isic_cpu", "tracking.log_model=false", "tracking.experiment=quality", "train.verbose=0"]
@@ -63,7 +69,7 @@ def record(uri: str, run_id: str) -> dict:
     history = {key: [m.value for m in sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)]
                for key in ("val_iou", "training_seconds", "images_seen", "training_gflop")}
     params = run.data.params
-    return {"run_id": run_id, "train_steps": int(params["train.steps"]),
+    return {"run_id": run_id, "seed": int(params["train.seed"]), "train_steps": int(params["train.steps"]),
             "budget_plan": json.loads(params.get("train.budget_plan") or "null"),
             "probe_step_seconds": float(params.get("budget_probe_step_seconds") or "nan"),
             "epochs": len(history["val_iou"]), "training_minutes": history["training_seconds"][-1] / 60,
@@ -89,6 +95,63 @@ def test_iou(uri: str, run_id: str, workdir: Path, root: str, extra: tuple[str, 
     return {"mean": mean, "interval": [low, high], "images": len(scores)}
 
 
+def budget_run(minutes: float, workdir: Path, uri: str, root: str, extra: list[str]) -> dict:
+    """Train one budget and score its kept checkpoint on the test images, plain and with TTA + largest component."""
+    print(f"quality: {minutes:g} training minutes {' '.join(extra)}", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    run_id = train(minutes, workdir, uri, root, extra)
+    wall = (time.perf_counter() - started) / 60
+    plain = test_iou(uri, run_id, workdir, root)
+    tta = test_iou(uri, run_id, workdir, root, ("tta=true", "postprocess=largest_component"))
+    budget = {"minutes": minutes, "wall_minutes": wall, **record(uri, run_id),
+              "test_mean_iou": plain["mean"], "test_iou_interval": plain["interval"], "test_images": plain["images"],
+              "test_mean_iou_tta_largest": tta["mean"], "test_iou_tta_largest_interval": tta["interval"]}
+    print(f"quality: {minutes:g} min: {budget['train_steps']} steps, test IoU {budget['test_mean_iou']:.4f}",
+          file=sys.stderr, flush=True)
+    return budget
+
+
+def over_seeds(values: list[float]) -> dict:
+    """n, mean, sd and the Student t 95 % interval of one budget's test IoU over its training seeds."""
+    from scipy import stats
+
+    mean, sd = float(np.mean(values)), float(np.std(values, ddof=1))
+    low, high = stats.t.interval(0.95, len(values) - 1, loc=mean, scale=sd / np.sqrt(len(values)))
+    return {"n": len(values), "mean": mean, "sd": sd, "t_interval": [float(low), float(high)]}
+
+
+def seed_of(uri: str, run_id: str, path: Path) -> int:
+    """The `train.seed` an earlier budget's run trained with, from its store (a JSON written before runs recorded
+    their seed)."""
+    import mlflow
+
+    try:
+        return int(mlflow.MlflowClient(uri).get_run(run_id).data.params["train.seed"])
+    except (mlflow.exceptions.MlflowException, KeyError):
+        sys.exit(f"quality: {path} does not record the seed of run {run_id}, and {uri} does not hold the run: "
+                 f"pass the --workdir it was written from. Received: --workdir store {uri}")
+
+
+def add_seed_repeats(path: Path, seeds: list[int], minutes: float, workdir: Path, uri: str, root: str,
+                     extra: list[str]) -> dict:
+    """The JSON at `path` with `minutes` repeated for `seeds` (`train.seed`), as `seed_repeats`. Refuses a JSON of
+    another recipe, CPU or budget list: the repeats must be the same runs but for their seed."""
+    results = json.loads(path.read_text())
+    meta = metadata(len(seeds))
+    earlier = [b for b in results["budgets"] if b["minutes"] == minutes]
+    if results["recipe"] != RECIPE + extra or results["meta"]["machine"] != meta["machine"] or not earlier:
+        sys.exit(f"quality: --add-to needs a JSON of this recipe, CPU and budget. Received: {path} (recipe "
+                 f"{results['recipe']}, {results['meta']['machine']['cpu']}, budgets "
+                 f"{[b['minutes'] for b in results['budgets']]}) for {minutes:g} minutes on {meta['machine']['cpu']}")
+    first_seed = earlier[0]["seed"] if "seed" in earlier[0] else seed_of(uri, earlier[0]["run_id"], path)
+    runs = [budget_run(minutes, workdir, uri, root, [*extra, f"train.seed={seed}"]) for seed in seeds]
+    meta["load_1min_at_end"] = load()
+    results["seed_repeats"] = {"meta": meta, "minutes": minutes, "seeds": [first_seed, *seeds], "runs": runs, **{
+        key: over_seeds([earlier[0][key], *(run[key] for run in runs)])
+        for key in ("test_mean_iou", "test_mean_iou_tta_largest")}}
+    return results
+
+
 def figure(results: dict, out: Path) -> None:
     """Left: test IoU (with its interval, when recorded) against the training minutes each budget took. Right: each
     run's val IoU per epoch. Redraw from a JSON: `python -c "import json, quality; from pathlib import Path;
@@ -110,6 +173,12 @@ def figure(results: dict, out: Path) -> None:
         left.plot(minutes, means, "o-", label="test IoU")
     left.plot([b["training_minutes"] for b in budgets], [b["test_mean_iou_tta_largest"] for b in budgets], "s--",
               label="with TTA + largest component")
+    repeats = results.get("seed_repeats")
+    if repeats:
+        seeds = ", ".join(str(seed) for seed in repeats["seeds"][1:])
+        left.plot([run["training_minutes"] for run in repeats["runs"]],
+                  [run["test_mean_iou"] for run in repeats["runs"]], "x", color="C0", markersize=8,
+                  label=f"test IoU, train.seed {seeds}")
     left.axhline(GOAL, color="grey", linestyle=":", linewidth=1, label=f"goal {GOAL}")
     left.set_xlabel("training minutes")
     left.set_ylabel("mean per-image IoU, held-out test images")
@@ -134,27 +203,23 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs")
     parser.add_argument("--workdir", type=Path, help="keep the runs here (default: a temporary folder)")
     parser.add_argument("--extra", nargs="*", default=[], help="overrides added to every run (smoke tests)")
+    parser.add_argument("--seeds", help="train.seed values to repeat the one budget with (with --add-to)")
+    parser.add_argument("--add-to", type=Path, help="an earlier JSON of this recipe and CPU that the repeats join")
     args = parser.parse_args()
-    meta = metadata(1)  # one run per budget: no spread
+    budget_minutes = [float(text) for text in args.budgets.split(",")]
+    if bool(args.seeds) != bool(args.add_to) or (args.add_to and len(budget_minutes) != 1):
+        parser.error(f"--seeds and --add-to go together, with one budget. Received: --seeds {args.seeds} "
+                     f"--add-to {args.add_to} --budgets {args.budgets}")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="skinexp-quality-"))
     workdir.mkdir(parents=True, exist_ok=True)
     uri = f"sqlite:///{workdir / 'mlflow.db'}"
-    budgets = []
-    for minutes in (float(text) for text in args.budgets.split(",")):
-        print(f"quality: {minutes:g} training minutes", file=sys.stderr, flush=True)
-        started = time.perf_counter()
-        run_id = train(minutes, workdir, uri, args.root, args.extra)
-        wall = (time.perf_counter() - started) / 60
-        plain = test_iou(uri, run_id, workdir, args.root)
-        tta = test_iou(uri, run_id, workdir, args.root, ("tta=true", "postprocess=largest_component"))
-        budget = {"minutes": minutes, "wall_minutes": wall, **record(uri, run_id),
-                  "test_mean_iou": plain["mean"], "test_iou_interval": plain["interval"],
-                  "test_images": plain["images"],
-                  "test_mean_iou_tta_largest": tta["mean"], "test_iou_tta_largest_interval": tta["interval"]}
-        print(f"quality: {minutes:g} min: {budget['train_steps']} steps, test IoU {budget['test_mean_iou']:.4f}",
-              file=sys.stderr, flush=True)
-        budgets.append(budget)
-    results = {"meta": meta, "recipe": RECIPE + args.extra, "goal": GOAL, "budgets": budgets}
+    if args.add_to:
+        results = add_seed_repeats(args.add_to, [int(seed) for seed in args.seeds.split(",")], budget_minutes[0],
+                                   workdir, uri, args.root, args.extra)
+    else:
+        meta = metadata(1)  # one run per budget: no spread
+        budgets = [budget_run(minutes, workdir, uri, args.root, args.extra) for minutes in budget_minutes]
+        results = {"meta": meta, "recipe": RECIPE + args.extra, "goal": GOAL, "budgets": budgets}
     args.out.mkdir(parents=True, exist_ok=True)
     figure(results, args.out)
     write("quality_over_time", results, args.out)

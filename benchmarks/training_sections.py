@@ -180,7 +180,18 @@ def quality(result: dict):
         "Training minutes against the budget: "
         + ", ".join(f"{100 * (b['training_minutes'] / b['minutes'] - 1):+.0f} % at {b['minutes']:g} min"
                     for b in budgets) + ".", "", *plans(budgets), *probe_check(result.get("probe_check")),
+        *seed_repeats(result.get("seed_repeats"), budgets, goal),
         "![held-out IoU against training minutes](quality_over_time.png)"])
+    repeats = result.get("seed_repeats")
+    if repeats:
+        over = repeats["test_mean_iou"]
+        low, high = over["t_interval"]
+        summary = [[f"isic_cpu, {repeats['minutes']:g} training minutes: test mean per-image IoU, mean of "
+                    f"{over['n']} training seeds", f"{over['mean']:.3f}",
+                    f"sd {over['sd']:.3f}, t 95 % interval {low:.3f}..{high:.3f}; goal {goal}: "
+                    f"{'met' if over['mean'] >= goal else 'not met'} by the mean", short_machine(repeats["meta"]),
+                    link(heading)]]
+        return heading, body, summary
     interval = longest.get("test_iou_interval")
     spread = (f"95 % interval {interval[0]:.3f}..{interval[1]:.3f}, n {longest['test_images']} images; "
               if interval else "")
@@ -188,6 +199,31 @@ def quality(result: dict):
                 f"{longest['test_mean_iou']:.3f}", spread + f"goal {goal}: {'met' if met else 'not met'}; one run",
                 short_machine(meta), link(heading)]]
     return heading, body, summary
+
+
+def seed_repeats(repeats: dict | None, budgets: list[dict], goal: float) -> list[str]:
+    """One budget run again with other training seeds (`quality.py --seeds --add-to`): each run, and the budget's
+    mean over all its seeds with a Student t interval, against the goal."""
+    if not repeats:
+        return []
+    first = next(b for b in budgets if b["minutes"] == repeats["minutes"])
+    rows = [[str(seed), f"{run['training_minutes']:.1f}", f"{run['train_steps']:,}",
+             with_interval(run["test_mean_iou"], run.get("test_iou_interval")),
+             with_interval(run["test_mean_iou_tta_largest"], run.get("test_iou_tta_largest_interval"))]
+            for seed, run in zip(repeats["seeds"], [first, *repeats["runs"]])]
+    lines = []
+    for key, what in (("test_mean_iou", "Test IoU"), ("test_mean_iou_tta_largest", "With TTA + largest component")):
+        over = repeats[key]
+        low, high = over["t_interval"]
+        where = ("the whole interval is above the goal" if low > goal else "the whole interval is below the goal"
+                 if high < goal else "the interval holds the goal")
+        lines.append(f"{what}: mean {over['mean']:.3f} over the n = {over['n']} seeds, sd {over['sd']:.3f}, "
+                     f"Student t 95 % interval {low:.3f}..{high:.3f}; mean minus goal {over['mean'] - goal:+.3f} "
+                     f"({where}).")
+    return [f"The {repeats['minutes']:g}-minute budget again with other training seeds (`train.seed`), the rest of "
+            f"the recipe and the split unchanged: {provenance(repeats['meta'])} The first row is the run above.", "",
+            table(["train.seed", "training min", "steps", "test IoU (95 % interval over the images)",
+                   "test IoU, TTA + largest component"], rows), "", " ".join(lines), ""]
 
 
 def with_interval(mean: float, interval) -> str:

@@ -54,3 +54,29 @@ def test_a_benchmark_records_the_commit_it_ran_from_and_the_docs_name_it(tmp_pat
     assert ", commit abc1234 with uncommitted changes;" in sections.provenance(dirty)
     before = {key: value for key, value in clean.items() if key not in ("commit", "uncommitted_changes")}
     assert "commit" not in sections.provenance(before)  # a JSON written before commits were recorded
+
+
+def test_a_budget_repeated_over_seeds_states_its_mean_sd_and_t_interval_against_the_goal():
+    """quality.py --seeds --add-to: three seeds of 0.85, 0.86, 0.87 are a mean of 0.860 and an sd of 0.010; Student
+    t with 2 degrees of freedom (4.303) puts the 95 % interval at 0.860 -+ 0.0248. The docs say where it lies."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import quality
+        import training_sections
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    over = quality.over_seeds([0.85, 0.86, 0.87])
+    assert over["n"] == 3 and abs(over["mean"] - 0.86) < 1e-12 and abs(over["sd"] - 0.01) < 1e-12
+    assert [round(bound, 4) for bound in over["t_interval"]] == [0.8352, 0.8848]
+    run = {"minutes": 20.0, "training_minutes": 20.0, "train_steps": 3000, "test_mean_iou": 0.85,
+           "test_mean_iou_tta_largest": 0.851}
+    repeats = {"meta": {"command": "python benchmarks/quality.py --budgets 20 --seeds 1,2 --add-to x.json",
+                        "date": "2026-12-07", "repeats": 2, "load_1min_at_start": 0.1, "load_1min_at_end": 1.9},
+               "minutes": 20.0, "seeds": [42, 1, 2],
+               "runs": [{**run, "test_mean_iou": 0.86}, {**run, "test_mean_iou": 0.87}],
+               "test_mean_iou": over, "test_mean_iou_tta_largest": quality.over_seeds([0.851, 0.852, 0.853])}
+    text = "\n".join(training_sections.seed_repeats(repeats, [run], 0.86))
+    assert "| 42 | 20.0 | 3,000 | 0.850 |" in text and "| 2 | 20.0 | 3,000 | 0.870 |" in text
+    assert ("Test IoU: mean 0.860 over the n = 3 seeds, sd 0.010, Student t 95 % interval 0.835..0.885; mean minus "
+            "goal +0.000 (the interval holds the goal)." in text)
+    assert "interval 0.850..0.854; mean minus goal -0.008 (the whole interval is below the goal)" in text
