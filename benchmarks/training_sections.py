@@ -158,10 +158,21 @@ def quality(result: dict):
     longest = max(budgets, key=lambda budget: budget["minutes"])
     met = longest["test_mean_iou"] >= goal
     bf16 = any(flag in (meta.get("machine") or {}).get("flags", []) for flag in ("avx512_bf16", "amx_bf16"))
+    repeats = result.get("seed_repeats")
+    seeds = repeats["test_mean_iou"] if repeats and repeats["minutes"] == longest["minutes"] else None
+    if seeds:  # the mean over the training seeds decides, not the first seed's run
+        met = seeds["mean"] >= goal
+        found = f"{seeds['mean']:.3f}, the mean over the {seeds['n']} training seeds below"
+    else:
+        found = f"{longest['test_mean_iou']:.3f}"
     verdict = (f"The goal, mean per-image test IoU >= {goal} within {longest['minutes']:g} training minutes on a "
-               f"processor with bf16, is {'met' if met else 'not met'} here: {longest['test_mean_iou']:.3f} "
-               f"({'this CPU has bf16' if bf16 else 'this CPU has no bf16, so the goal does not apply to it'}).")
-    verdict = " ".join(filter(None, [verdict, goal_distance(longest, goal)]))
+               f"processor with bf16, is {'met' if met else 'not met'} here "
+               f"({'this CPU has bf16' if bf16 else 'this CPU has no bf16, so the goal does not apply to it'}): "
+               f"{found}.")
+    distance = goal_distance(longest, goal)
+    if seeds and distance:
+        distance = f"This run alone, {longest['test_mean_iou']:.3f}: {distance[0].lower()}{distance[1:]}"
+    verdict = " ".join(filter(None, [verdict, distance]))
     body = "\n".join([
         provenance(meta), "",
         f"`python -m skinexp train {' '.join(result['recipe'])} train.budget.minutes=M`, one run per budget, "
@@ -180,9 +191,8 @@ def quality(result: dict):
         "Training minutes against the budget: "
         + ", ".join(f"{100 * (b['training_minutes'] / b['minutes'] - 1):+.0f} % at {b['minutes']:g} min"
                     for b in budgets) + ".", "", *plans(budgets), *probe_check(result.get("probe_check")),
-        *seed_repeats(result.get("seed_repeats"), budgets, goal),
+        *seed_repeats(repeats, budgets, goal),
         "![held-out IoU against training minutes](quality_over_time.png)"])
-    repeats = result.get("seed_repeats")
     if repeats:
         over = repeats["test_mean_iou"]
         low, high = over["t_interval"]

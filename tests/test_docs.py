@@ -80,3 +80,11 @@ def test_a_budget_repeated_over_seeds_states_its_mean_sd_and_t_interval_against_
     assert ("Test IoU: mean 0.860 over the n = 3 seeds, sd 0.010, Student t 95 % interval 0.835..0.885; mean minus "
             "goal +0.000 (the interval holds the goal)." in text)
     assert "interval 0.850..0.854; mean minus goal -0.008 (the whole interval is below the goal)" in text
+    budget = {**run, "epochs": 60, "images_seen": 24000, "training_gflop": 40000.0, "val_image_iou": 0.85,
+              "wall_minutes": 22.0, "test_mean_iou": 0.865}
+    result = {"meta": {**repeats["meta"], "machine": {"cpu": "Xeon", "flags": ["amx_bf16"], "cores": 2}},
+              "recipe": ["+experiment=isic_cpu"], "goal": 0.86, "budgets": [budget],
+              "seed_repeats": {**repeats, "test_mean_iou": quality.over_seeds([0.865, 0.85, 0.855])}}
+    _, body, summary = training_sections.quality(result)
+    assert "is not met here (this CPU has bf16): 0.857, the mean over the 3 training seeds below." in body
+    assert summary[0][1] == "0.857" and "not met by the mean" in summary[0][2]  # the first seed's 0.865 alone met it
