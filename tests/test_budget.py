@@ -302,3 +302,14 @@ def test_an_interrupted_minutes_run_resumes_to_its_recorded_steps_and_schedule(t
     schedule = learning_rate(compose("train", args).optim, steps_per_epoch, steps, revisions)
     expected = [float(schedule(min(epoch * steps_per_epoch, steps))) for epoch in range(1, epochs + 1)]
     assert _history(client, run.info.run_id, "learning_rate") == pytest.approx(expected, rel=1e-5)
+
+
+def test_a_capped_epoch_counts_the_images_of_its_batches(main, tmp_path, store):
+    """train.max_steps_per_epoch=2 of 4-image batches: an epoch shows 8 images, not the whole training split (which
+    images_seen counted, 451 an epoch for a cap of 3 on the real images)."""
+    result = main("train", *BUDGETED, "dataset.num_samples=32", "train.max_steps_per_epoch=2", *store["overrides"],
+                  cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = MlflowClient(store["uri"])
+    (run,) = client.search_runs([client.get_experiment_by_name("skinexp").experiment_id])
+    assert _history(client, run.info.run_id, "images_seen") == [8.0, 16.0]

@@ -43,6 +43,11 @@ def _steps(count: int, batch_size: int, cap: Optional[int]) -> int:
     return min(steps, cap) if cap else steps
 
 
+def _epoch_images(count: int, batch_size: int, steps_per_epoch: int) -> int:
+    """The images one epoch shows: all `count`, or the batches `train.max_steps_per_epoch` keeps of them."""
+    return min(count, steps_per_epoch * batch_size)
+
+
 def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: list[str],
           parent_run_id: Optional[str] = None, splits: Optional[DataSplits] = None,
           job_number: int = 0, resume: Optional[ResumeState] = None,
@@ -121,7 +126,8 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
     best_path = checkpoint_dir / "best.keras"
     sample_count = min(train_cfg.sample_count, len(splits.val))
     epoch_logger = EpochLogger(
-        images_seen=lambda epochs: images_after(min(epochs * steps_per_epoch, training_plan.steps), len(splits.train),
+        images_seen=lambda epochs: images_after(min(epochs * steps_per_epoch, training_plan.steps),
+                                                _epoch_images(len(splits.train), train_cfg.batch_size, steps_per_epoch),
                                                 train_cfg.batch_size, steps_per_epoch),
         flops_per_image=flops_per_image,
         planned_steps=(lambda: training_plan.steps) if training_plan.revisions else None)
@@ -241,7 +247,8 @@ def _plan(cfg, splits: DataSplits, steps_per_epoch: int) -> Plan:
         model = build_compiled(cfg, steps_per_epoch, steps_per_epoch)
         return probe_step_seconds(model, data, steps_per_epoch, cfg.train.steps_per_execution)
 
-    return plan(cfg.train, images=len(splits.train), steps_per_epoch=steps_per_epoch,
+    return plan(cfg.train, images=_epoch_images(len(splits.train), cfg.train.batch_size, steps_per_epoch),
+                steps_per_epoch=steps_per_epoch,
                 flops_per_image=training_flops_per_image(build_unet(cfg.model, cfg.dataset.image_size)), probe=probe)
 
 
