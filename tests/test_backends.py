@@ -259,3 +259,21 @@ def test_the_gpu_check_runs_in_a_copy_of_the_gpu_image_with_only_its_wheels(tmp_
     assert report["achieved_tflop_s"] == pytest.approx(
         report["img_s_median_after_warmup"] * report["training_gflop_per_image"] / 1000)
     assert "TFLOP/s" in result.stdout and "of 790 TFLOP/s" in result.stdout
+
+@jax_test
+def test_a_capped_epoch_on_jax_trains_its_kept_batches_only(tmp_path, store):
+    """train.max_steps_per_epoch=2 on JAX (the PyDataset's capped length): 2 steps of 4 images an epoch. The learning
+    rate logged at each epoch's end is the cosine schedule's at steps 2 and 4 of its 4, and images_seen is 8 and 16
+    (uncapped, the epoch is the whole split: 4 batches of the 13 training images, 8 steps, 13 and 26 images)."""
+    from skinexp.config.compose import compose
+    from skinexp.model.optim import learning_rate
+
+    args = [*TINY, "optim.schedule=cosine", "optim.lr=1e-3", "optim.warmup_epochs=0", "train.max_steps_per_epoch=2",
+            "tracking.log_model=false", "train.backend=jax"]
+    _ok(_run("train", *args, *store["overrides"], cwd=tmp_path))
+    client, (run,) = _runs(store["uri"])
+    assert run.data.params["train.steps"] == "4"
+    schedule = learning_rate(compose("train", args).optim, 2, 4)
+    assert _history(client, run.info.run_id, "learning_rate") == pytest.approx(
+        [float(schedule(2)), float(schedule(4))], rel=1e-5)
+    assert _history(client, run.info.run_id, "images_seen") == [8.0, 16.0]
