@@ -117,7 +117,7 @@ bench: $(STAMP)  ## throughput, start-up and memory against the notebook's appro
 	$(PY) benchmarks/startup.py
 	$(PY) benchmarks/memory.py
 
-bench-quality: $(STAMP)  ## quality over time on the real images (about 30 minutes; writes docs/quality_over_time.*)
+bench-quality: $(STAMP)  ## quality over time on the real images (about 45 minutes on 2 cores; writes docs/quality_over_time.*)
 	$(PY) benchmarks/quality.py
 
 bench-backends: $(JAX_STAMP)  ## the same training on TensorFlow and on JAX, img/s and their ratio (about 5 minutes)
