@@ -102,7 +102,7 @@ def test_the_probe_runs_each_epoch_through_its_images_from_a_fresh_iterator(comp
     assert 16 < steps_per_epoch < 4 * 16
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        resolved = _plan(cfg, splits, steps_per_epoch)
+        resolved = _plan(cfg, splits, steps_per_epoch, len(splits.train))
     assert [str(warning.message) for warning in caught if "ran out of data" in str(warning.message)] == []
     assert resolved.kind == "minutes" and resolved.probe_step_seconds > 0
 

@@ -103,6 +103,7 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
     runtime.configure_runtime(cfg.train, job_number)
     train_cfg = cfg.train
     steps_per_epoch = _steps(len(splits.train), train_cfg.batch_size, train_cfg.max_steps_per_epoch)
+    epoch_images = _epoch_images(len(splits.train), train_cfg.batch_size, steps_per_epoch)
     train_data = make_dataset(splits.train, train_cfg.batch_size, training=True, seed=train_cfg.seed,
                               augment_cfg=cfg.augment, max_batches=train_cfg.max_steps_per_epoch)
     val_data = make_dataset(splits.val, train_cfg.batch_size, training=False, seed=train_cfg.seed)
@@ -110,7 +111,7 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
     checkpoint_dir = resume.checkpoint_dir if resume else output_dir / "checkpoints"
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     with runtime.strategy_scope(train_cfg.strategy):
-        training_plan = _plan(cfg, splits, steps_per_epoch)
+        training_plan = _plan(cfg, splits, steps_per_epoch, epoch_images)
         runtime.reseed(train_cfg)  # the run's weights as if no probe or FLOP count had built a model before them
         if resume:
             training_plan.replay_until(resume.epoch * steps_per_epoch)  # the loaded schedule holds those revisions
@@ -126,8 +127,7 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
     best_path = checkpoint_dir / "best.keras"
     sample_count = min(train_cfg.sample_count, len(splits.val))
     epoch_logger = EpochLogger(
-        images_seen=lambda epochs: images_after(min(epochs * steps_per_epoch, training_plan.steps),
-                                                _epoch_images(len(splits.train), train_cfg.batch_size, steps_per_epoch),
+        images_seen=lambda epochs: images_after(min(epochs * steps_per_epoch, training_plan.steps), epoch_images,
                                                 train_cfg.batch_size, steps_per_epoch),
         flops_per_image=flops_per_image,
         planned_steps=(lambda: training_plan.steps) if training_plan.revisions else None)
@@ -234,10 +234,11 @@ def train(cfg, *, output_dir: Path, base_dir: Path, run_name: str, overrides: li
                        checkpoint=best_path, val_image_iou=image_means["iou"])
 
 
-def _plan(cfg, splits: DataSplits, steps_per_epoch: int) -> Plan:
+def _plan(cfg, splits: DataSplits, steps_per_epoch: int, epoch_images: int) -> Plan:
     """The run's steps: from `train.budget` (a minutes budget probes a copy of the model on its own copy of the
-    training pipeline), else `train.epochs`. The models built here draw from the seeded random state: seed again
-    (`runtime.reseed`) before building the run's, or a minutes run and its rerun (which has no probe) differ."""
+    training pipeline; a GFLOP budget counts `epoch_images` an epoch), else `train.epochs`. The models built here
+    draw from the seeded random state: seed again (`runtime.reseed`) before building the run's, or a minutes run and
+    its rerun (which has no probe) differ."""
     from skinexp.data.pipeline import make_dataset
     from skinexp.model.unet import build_unet
 
@@ -247,8 +248,7 @@ def _plan(cfg, splits: DataSplits, steps_per_epoch: int) -> Plan:
         model = build_compiled(cfg, steps_per_epoch, steps_per_epoch)
         return probe_step_seconds(model, data, steps_per_epoch, cfg.train.steps_per_execution)
 
-    return plan(cfg.train, images=_epoch_images(len(splits.train), cfg.train.batch_size, steps_per_epoch),
-                steps_per_epoch=steps_per_epoch,
+    return plan(cfg.train, images=epoch_images, steps_per_epoch=steps_per_epoch,
                 flops_per_image=training_flops_per_image(build_unet(cfg.model, cfg.dataset.image_size)), probe=probe)
 
 
